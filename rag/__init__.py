@@ -1,0 +1,33 @@
+"""Cited, extractive answers from interview transcripts.
+
+    from rag import load_engine, ask
+    engine = load_engine("index", rebuild=True)
+    answer = ask(engine, "Que dit Blinken du Sahel ?")
+    print(answer.answer, answer.citations[0].reference())
+"""
+
+from .answer import MAX_K, MAX_QUESTION_CHARS, Answer, Citation, ask, clean_question
+from .embed import DEFAULT_MODEL, MULTILINGUAL_MODEL, Embedder, load_embedder
+from .engine import build, default_sources, load_engine
+from .errors import (
+    IndexCorruptError,
+    IndexMissingError,
+    IndexStaleError,
+    IndexWriteError,
+    QuestionError,
+    RagError,
+    TranscriptFormatError,
+)
+from .index import IndexSettings
+from .retrieve import Engine, Hit, Weights, search
+from .transcript import Transcript, Turn, parse_transcript, read_transcript
+
+__all__ = [
+    "DEFAULT_MODEL", "MAX_K", "MAX_QUESTION_CHARS", "MULTILINGUAL_MODEL",
+    "Answer", "Citation", "Embedder", "Engine", "Hit", "IndexSettings", "Transcript", "Turn",
+    "Weights",
+    "IndexCorruptError", "IndexMissingError", "IndexStaleError", "IndexWriteError",
+    "QuestionError", "RagError", "TranscriptFormatError",
+    "ask", "build", "clean_question", "default_sources", "load_embedder", "load_engine",
+    "parse_transcript", "read_transcript", "search",
+]

@@ -1,0 +1,129 @@
+"""Compose the answer: verbatim quotes of the retrieved passages with numbered citations, or an
+abstention when nothing in the transcripts addresses the question."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+
+from .errors import QuestionError
+from .followup import contextualise
+from .lexical import STOP_WORDS
+from .retrieve import Engine, Hit, search
+
+MAX_QUESTION_CHARS = 1000
+MAX_K = 20
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+_FRENCH_HINT = re.compile(r"[àâçéèêëîïôûùüÿœ]|\b(?:le|la|les|des|est|que|qui|une|du|au|aux|et|"
+                          r"quel|quelle|pourquoi|comment|vous|il|elle)\b", re.IGNORECASE)
+_ENGLISH_HINT = re.compile(r"\b(?:the|what|which|who|why|how|is|are|did|does|do|about|of|and|"
+                           r"with|to|in)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Citation:
+    n: int
+    text: str
+    start: int
+    end: int
+    source: str
+    speaker: str
+    question: str
+    date: str | None
+    outlet: str | None
+    score: float
+    answer: int  # the answer's number in its transcript, from 1
+
+    def reference(self) -> str:
+        """A reference a researcher can paste."""
+        parts = [self.speaker]
+        if self.outlet:
+            parts.append(f"interview with {self.outlet}")
+        if self.date:
+            parts.append(self.date)
+        parts += [f"answer {self.answer}", f"chars {self.start}\u2013{self.end}"]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str
+    abstained: bool
+    answer: str
+    citations: list[Citation]
+    searched: str = ""  # the text actually searched (differs for follow-ups)
+    closest: list[Citation] = field(default_factory=list)  # offered when abstaining
+
+    def to_dict(self) -> dict:
+        """The stable JSON contract."""
+        return {
+            "question": self.question,
+            "abstained": self.abstained,
+            "answer": self.answer,
+            "citations": [asdict(c) for c in self.citations],
+            "searched": self.searched,
+            "closest": [asdict(c) for c in self.closest],
+        }
+
+
+def clean_question(question: object) -> str:
+    """The question as searched: NFC, control characters out; or a QuestionError."""
+    if not isinstance(question, str):
+        raise QuestionError("the question must be text")
+    question = question.encode("utf-8", "replace").decode("utf-8")
+    question = _CONTROL.sub(" ", unicodedata.normalize("NFC", question)).strip()
+    if not question:
+        raise QuestionError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QuestionError(f"the question is too long ({len(question)} characters; "
+                            f"the limit is {MAX_QUESTION_CHARS})")
+    return question
+
+
+def language(text: str) -> str:
+    """'fr' or 'en', by a count of telltale words: enough to pick the message language."""
+    return "fr" if len(_FRENCH_HINT.findall(text)) >= len(_ENGLISH_HINT.findall(text)) else "en"
+
+
+def ask(engine: Engine, question: str, *, k: int = 3, previous: str | None = None) -> Answer:
+    """Answer a question from the index: quotes with citations, or an abstention.
+
+    Args:
+        k: the most citations to give (1 to 20).
+        previous: the conversation's previous question, used when this one is elliptic.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise QuestionError(f"k must be a whole number from 1 to {MAX_K}")
+    question = clean_question(question)
+    if previous is not None:
+        try:
+            previous = clean_question(previous)
+        except QuestionError:
+            previous = None
+    searched = contextualise(question, previous)
+    hits = search(engine, searched, k=max(k, 3))
+    threshold = engine.weights.threshold
+    if not hits or hits[0].score < threshold or not _has_content(searched):
+        closest = _citations(hits[:k])
+        message = ("L'entretien ne répond pas à cette question."
+                   if language(question) == "fr"
+                   else "The interview does not address this question.")
+        return Answer(question, True, message, [], searched, closest)
+    # Keep the passages that score close to the best one: a second quote only when it helps.
+    kept = [h for h in hits[:k] if h.score >= max(threshold, hits[0].score - 0.08)]
+    citations = _citations(kept)
+    text = "\n".join(f"\u201c{c.text}\u201d [{c.n}]" for c in citations)
+    return Answer(question, False, text, citations, searched)
+
+
+def _has_content(text: str) -> bool:
+    words = re.findall(r"\w+", text.lower())
+    return any(w not in STOP_WORDS for w in words)
+
+
+def _citations(hits: list[Hit]) -> list[Citation]:
+    return [Citation(n, h.passage.text, h.passage.start, h.passage.end, h.document.source,
+                     h.document.speaker, h.document.question, h.document.date,
+                     h.document.outlet, round(h.score, 4), h.document.turn)
+            for n, h in enumerate(hits, start=1)]

@@ -1,0 +1,62 @@
+"""Cut answer text into passage spans of one or a few sentences, never across two answers.
+
+Short passages keep citations focused (the sentence that answers, not the whole answer);
+very short sentences are joined to a neighbour, and very long ones are cut at clause marks.
+"""
+
+from __future__ import annotations
+
+import re
+
+# A sentence ends at . ! ? … followed by space and something that starts a sentence.
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"»”)]?\s+(?=[\"«“(]?[A-ZÀ-ÖØ-Þ0-9])")
+_CLAUSE = re.compile(r"(?<=[:;])\s+|(?<=,)\s+(?=(?:mais|et puis|but|and then)\b)")
+
+
+def sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Split text[start:end] into sentence spans (absolute offsets, trimmed of spaces)."""
+    spans = []
+    cursor = start
+    for m in _SENTENCE_END.finditer(text, start, end):
+        spans.append((cursor, m.start()))
+        cursor = m.end()
+    spans.append((cursor, end))
+    return [_trim(text, a, b) for a, b in spans if text[a:b].strip()]
+
+
+def chunk_span(text: str, start: int, end: int, *, max_chars: int = 320,
+               min_chars: int = 60) -> list[tuple[int, int]]:
+    """Passage spans covering text[start:end]: sentences, long ones cut, short ones joined."""
+    pieces: list[tuple[int, int]] = []
+    for a, b in sentence_spans(text, start, end):
+        pieces.extend(_cut_long(text, a, b, max_chars))
+    merged: list[tuple[int, int]] = []
+    for a, b in pieces:
+        if merged and (b - a < min_chars or merged[-1][1] - merged[-1][0] < min_chars) \
+                and b - merged[-1][0] <= max_chars:
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _cut_long(text: str, a: int, b: int, max_chars: int) -> list[tuple[int, int]]:
+    if b - a <= max_chars:
+        return [(a, b)]
+    cuts = [m for m in _CLAUSE.finditer(text, a, b)]
+    out = []
+    cursor = a
+    for m in cuts:
+        if m.start() - cursor >= max_chars // 3 and b - m.end() >= max_chars // 3:
+            out.append(_trim(text, cursor, m.start()))
+            cursor = m.end()
+    out.append(_trim(text, cursor, b))
+    return out
+
+
+def _trim(text: str, a: int, b: int) -> tuple[int, int]:
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    return a, b

@@ -1,0 +1,182 @@
+"""The `rag` command: build the index, ask questions, evaluate, serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import (
+    IndexCorruptError,
+    IndexMissingError,
+    IndexStaleError,
+    IndexWriteError,
+    QuestionError,
+    RagError,
+    TranscriptFormatError,
+)
+
+EXIT_CODES = [
+    (QuestionError, 2),
+    (IndexMissingError, 3), (IndexStaleError, 3), (IndexCorruptError, 3),
+    (TranscriptFormatError, 4), (IndexWriteError, 5), (RagError, 1),
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--index", default=os.environ.get("RAG_INDEX", "index"),
+                        help="index folder (default: ./index, or $RAG_INDEX)")
+    common.add_argument("--model", default=os.environ.get("RAG_MODEL"),
+                        help="sentence-transformers model name or path "
+                             "(default: the bundled all-MiniLM-L6-v2)")
+    common.add_argument("--no-multilingual", action="store_true",
+                        help="leave out the multilingual encoder")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    build = sub.add_parser("build", parents=[common], help="build the index from transcripts")
+    build.add_argument("sources", nargs="*", help="transcript files (default: data/*.txt)")
+
+    ask = sub.add_parser("ask", parents=[common], help="answer a question with citations")
+    ask.add_argument("question", nargs="?", help="the question")
+    ask.add_argument("--json", action="store_true", help="print the JSON contract")
+    ask.add_argument("--batch", metavar="FILE",
+                     help="one question per line ('-' for standard input); one JSON line each")
+    ask.add_argument("-k", type=int, default=3, help="most citations (default 3)")
+    ask.add_argument("--previous", help="the previous question, for a follow-up")
+    ask.add_argument("--rebuild", action="store_true",
+                     help="rebuild the index first if it is missing or stale")
+
+    ev = sub.add_parser("eval", parents=[common], help="score the engine on a gold set")
+    ev.add_argument("gold", help="gold JSONL file")
+    ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    serve = sub.add_parser("serve", parents=[common], help="serve the browser UI and HTTP API")
+    serve.add_argument("--host", default=os.environ.get("RAG_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("RAG_PORT", "7860")))
+    serve.add_argument("--root-path", default=os.environ.get("RAG_ROOT_PATH", ""),
+                       help="sub-path the app is served under behind a proxy")
+    serve.add_argument("--cors-origins", default=os.environ.get("RAG_CORS_ORIGINS", ""),
+                       help="comma-separated origins allowed to call and embed the app")
+    return parser
+
+
+def _settings(args):
+    from .embed import DEFAULT_MODEL
+    from .index import IndexSettings
+
+    return IndexSettings(model=args.model or DEFAULT_MODEL,
+                         multilingual=not args.no_multilingual)
+
+
+def _progress(label: str, total: int):
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=label, unit="text", file=sys.stderr, leave=False)
+
+    def tick(done: int) -> None:
+        bar.update(done)
+        if bar.n >= total:
+            bar.close()
+    return tick
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return _run(args)
+    except RagError as exc:
+        code = next(c for kind, c in EXIT_CODES if isinstance(exc, kind))
+        hint = " (run `rag build`, or `rag ask --rebuild`)" if code == 3 else ""
+        print(f"rag: error: {exc}{hint}", file=sys.stderr)
+        return code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _run(args) -> int:
+    from .engine import build, load_engine
+
+    if args.command == "build":
+        index = build(args.index, root=Path.cwd(), sources=args.sources or None,
+                      settings=_settings(args), progress=_progress)
+        m = index.manifest
+        print(f"indexed {m['passages']} passages from {m['documents']} answers "
+              f"in {len(m['sources'])} transcript(s) into {args.index}/")
+        return 0
+    if args.command == "serve":
+        from .server import serve
+
+        serve(index_dir=args.index, root=Path.cwd(), settings=_settings(args), host=args.host,
+              port=args.port, root_path=args.root_path,
+              cors_origins=[o.strip() for o in args.cors_origins.split(",") if o.strip()])
+        return 0
+    if args.command == "ask":
+        return _ask(args, load_engine)
+    if args.command == "eval":
+        from .evaluate import evaluate, format_table, read_gold
+
+        gold = read_gold(args.gold)
+        engine = load_engine(args.index, root=Path.cwd(), settings=_settings(args))
+        report = evaluate(engine, gold)
+        print(json.dumps(report, ensure_ascii=False, indent=2) if args.json
+              else format_table(report))
+        return 0
+    return 2
+
+
+def _ask(args, load_engine) -> int:
+    from .answer import ask, clean_question
+
+    if args.batch is None:
+        if args.question is None:
+            raise QuestionError("give a question, or --batch FILE")
+        clean_question(args.question)  # fail fast, before loading the model
+    engine = load_engine(args.index, root=Path.cwd(), settings=_settings(args),
+                         rebuild=args.rebuild, progress=_progress,
+                         on_rebuild=lambda why: print(f"rag: rebuilding the index: {why}",
+                                                      file=sys.stderr))
+    if args.batch is None:
+        answer = ask(engine, args.question, k=args.k, previous=args.previous)
+        if args.json:
+            print(json.dumps(answer.to_dict(), ensure_ascii=False))
+        else:
+            print(_readable(answer))
+        return 0
+    stream = sys.stdin if args.batch == "-" else open(args.batch, encoding="utf-8",
+                                                        errors="replace")
+    with stream:
+        for line in stream:
+            question = line.rstrip("\r\n")
+            if not question.strip():
+                continue
+            try:
+                record = ask(engine, question, k=args.k).to_dict()
+            except QuestionError as exc:
+                record = {"question": question[:200], "error": str(exc)}
+            print(json.dumps(record, ensure_ascii=False), flush=True)
+    return 0
+
+
+def _readable(answer) -> str:
+    if answer.abstained:
+        lines = [answer.answer]
+        if answer.closest:
+            lines.append("\nClosest passages (not an answer):")
+            lines += [f"  - \u201c{c.text}\u201d ({c.reference()})" for c in answer.closest]
+        return "\n".join(lines)
+    lines = [answer.answer, ""]
+    for c in answer.citations:
+        lines.append(f"[{c.n}] {c.reference()}, {c.source}")
+        lines.append(f"    in answer to: {c.question}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

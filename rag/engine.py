@@ -1,0 +1,63 @@
+"""Open an engine over an index folder: load it, or build it when it is missing or stale."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from .embed import Embedder
+from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, RagError
+from .index import Index, IndexSettings, build_index, load_index
+from .retrieve import Engine, Weights, open_engine
+
+
+def default_sources(root: Path) -> list[Path]:
+    """The transcripts shipped under `data/` of a project root."""
+    return sorted((root / "data").glob("*.txt"))
+
+
+def load_engine(index_dir: str | Path = "index", *, root: str | Path | None = None,
+                sources: list[str | Path] | None = None,
+                settings: IndexSettings = IndexSettings(), weights: Weights = Weights(),
+                rebuild: bool = False,
+                progress: Callable[[str, int], Callable[[int], None]] | None = None,
+                on_rebuild: Callable[[str], None] | None = None) -> Engine:
+    """An engine ready to answer.
+
+    Args:
+        index_dir: the index folder; `root` (default: its parent) is what citation paths are
+            relative to.
+        sources: transcripts; default: those the index was built from, or `ROOT/data/*.txt`.
+        rebuild: build the index when it is missing, stale or damaged (else raise).
+        on_rebuild: told why a rebuild happens.
+    """
+    index_dir = Path(index_dir)
+    root = Path(root) if root is not None else index_dir.resolve().parent
+    paths = [Path(s) if Path(s).is_absolute() else root / s for s in sources] \
+        if sources is not None else None
+    embedders: dict[str, Embedder] = {}
+    try:
+        index = load_index(index_dir, root=root, sources=paths, settings=settings)
+    except (IndexMissingError, IndexStaleError, IndexCorruptError) as exc:
+        if not rebuild:
+            raise
+        if on_rebuild:
+            on_rebuild(str(exc))
+        index = build(index_dir, root=root, sources=paths, settings=settings,
+                      embedders=embedders, progress=progress)
+    return open_engine(index, weights=weights, embedders=embedders)
+
+
+def build(index_dir: str | Path = "index", *, root: str | Path | None = None,
+          sources: list[str | Path] | None = None, settings: IndexSettings = IndexSettings(),
+          embedders: dict[str, Embedder] | None = None,
+          progress: Callable[[str, int], Callable[[int], None]] | None = None) -> Index:
+    """Build the index from the transcripts (default: ROOT/data/*.txt)."""
+    index_dir = Path(index_dir)
+    root = Path(root) if root is not None else index_dir.resolve().parent
+    paths = [Path(s) if Path(s).is_absolute() else root / s for s in sources] \
+        if sources is not None else default_sources(root)
+    if not paths:
+        raise RagError(f"no transcripts to index: put .txt files in {root / 'data'}")
+    return build_index(paths, index_dir, root=root, settings=settings, embedders=embedders,
+                       progress=progress)

@@ -1,0 +1,39 @@
+"""The few named errors the library raises; the CLI, server and UI turn them into messages."""
+
+
+class RagError(Exception):
+    """Base class: every error the library means to report to a user."""
+
+
+class QuestionError(RagError, ValueError):
+    """The question is empty, too long or otherwise unusable."""
+
+
+class TranscriptFormatError(RagError):
+    """The transcript does not follow the expected format; the message names the line."""
+
+    def __init__(self, message: str, line: int | None = None, source: str | None = None):
+        where = ""
+        if source:
+            where += f"{source}"
+        if line is not None:
+            where += f"{':' if where else 'line '}{line}"
+        super().__init__(f"{where}: {message}" if where else message)
+        self.line = line
+        self.source = source
+
+
+class IndexMissingError(RagError):
+    """No index at the given folder; run `rag build`."""
+
+
+class IndexCorruptError(RagError):
+    """The index files are unreadable, truncated or inconsistent."""
+
+
+class IndexStaleError(RagError):
+    """The index was built from another transcript, model or format; it must be rebuilt."""
+
+
+class IndexWriteError(RagError):
+    """The index folder cannot be written (read-only, full, or locked by another build)."""

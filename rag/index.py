@@ -1,0 +1,290 @@
+"""Save and load the index: passages, their vectors in FAISS, and a manifest that says what
+they were built from, so a changed transcript, model or format is caught, never used.
+
+Layout: `INDEX/CURRENT` names a build folder `INDEX/build-*`; a build is written beside the
+current one and CURRENT is swapped atomically, so a crash mid-build leaves the old index usable.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .corpus import Corpus, corpus_from_transcripts
+from .embed import DEFAULT_MODEL, MULTILINGUAL_MODEL, Embedder, load_embedder
+from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, IndexWriteError
+from .transcript import read_transcript
+
+FORMAT_VERSION = 1
+FLAT_LIMIT = 200_000  # above this many passages, an HNSW graph replaces exact search
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """What an index is built with; all of it is recorded in the manifest and checked on load."""
+
+    model: str = DEFAULT_MODEL
+    multilingual: bool = True
+    max_chars: int = 320
+    min_chars: int = 60
+
+    @property
+    def models(self) -> list[str]:
+        return [self.model] + ([MULTILINGUAL_MODEL] if self.multilingual else [])
+
+
+@dataclass
+class Vectors:
+    """One model's vectors: passages (searched through FAISS), answers and questions (context)."""
+
+    passages: np.ndarray
+    documents: np.ndarray
+    questions: np.ndarray
+    faiss_index: object = field(default=None, repr=False)
+
+
+@dataclass
+class Index:
+    corpus: Corpus
+    vectors: dict[str, Vectors]
+    manifest: dict
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _slug(model: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", model)[-80:]
+
+
+def source_name(path: Path, root: Path) -> str:
+    """A transcript's name in citations: its path relative to the project root when inside it."""
+    try:
+        return Path(os.path.relpath(path.resolve(), root.resolve())).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
+def embed_corpus(corpus: Corpus, embedder: Embedder,
+                 progress: Callable[[int], None] | None = None) -> Vectors:
+    """Vectors for every passage, answer and interviewer question of a corpus."""
+    texts = [p.text for p in corpus.passages]
+    texts += [corpus.document_text(d) for d in corpus.documents]
+    texts += [d.question or "" for d in corpus.documents]
+    out = []
+    step = 256
+    for i in range(0, len(texts), step):
+        out.append(embedder.embed_batch(texts[i:i + step]))
+        if progress:
+            progress(min(step, len(texts) - i))
+    matrix = np.concatenate(out) if out else np.zeros((0, embedder.dim), np.float32)
+    n, m = len(corpus.passages), len(corpus.documents)
+    vectors = Vectors(matrix[:n], matrix[n:n + m], matrix[n + m:])
+    vectors.faiss_index = make_faiss_index(vectors.passages)
+    return vectors
+
+
+def make_faiss_index(matrix: np.ndarray):
+    """Exact inner-product search for small corpora, an HNSW graph for large ones."""
+    import faiss
+
+    dim = matrix.shape[1]
+    if len(matrix) > FLAT_LIMIT:
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 128
+    else:
+        index = faiss.IndexFlatIP(dim)
+    if len(matrix):
+        index.add(np.ascontiguousarray(matrix, dtype=np.float32))
+    return index
+
+
+@contextmanager
+def _build_lock(index_dir: Path) -> Iterator[None]:
+    try:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(index_dir / ".lock", "a+")
+    except OSError as exc:
+        raise IndexWriteError(f"cannot write the index folder {index_dir}: {exc.strerror}") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise IndexWriteError(
+                f"another build of {index_dir} is running; wait for it to finish") from None
+        yield
+    finally:
+        handle.close()
+
+
+def build_index(sources: list[Path], index_dir: Path, *, root: Path,
+                settings: IndexSettings = IndexSettings(),
+                embedders: dict[str, Embedder] | None = None,
+                progress: Callable[[str, int], Callable[[int], None]] | None = None) -> Index:
+    """Parse, chunk and embed the transcripts, then write the index atomically.
+
+    `progress(label, total)` may return a callback that is told how many items were done.
+    """
+    transcripts = [read_transcript(p, source=source_name(p, root)) for p in sources]
+    corpus = corpus_from_transcripts(transcripts, max_chars=settings.max_chars,
+                                     min_chars=settings.min_chars)
+    embedders = embedders or {}
+    vectors = {}
+    for model in settings.models:
+        embedder = embedders.get(model) or load_embedder(model)
+        embedders[model] = embedder
+        total = len(corpus.passages) + 2 * len(corpus.documents)
+        tick = progress(f"embedding with {model}", total) if progress else None
+        vectors[model] = embed_corpus(corpus, embedder, tick)
+    manifest = {
+        "format": FORMAT_VERSION,
+        "sources": [{"path": t.source, "sha256": t.sha256} for t in transcripts],
+        "models": [{"name": m, "dim": int(vectors[m].passages.shape[1])} for m in settings.models],
+        "settings": asdict(settings),
+        "passages": len(corpus.passages),
+        "documents": len(corpus.documents),
+        "index_type": "hnsw" if len(corpus.passages) > FLAT_LIMIT else "flat",
+        "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    with _build_lock(index_dir):
+        _write(index_dir, corpus, vectors, manifest)
+    return Index(corpus, vectors, manifest)
+
+
+def _write(index_dir: Path, corpus: Corpus, vectors: dict[str, Vectors], manifest: dict) -> None:
+    import faiss
+
+    try:
+        build = Path(tempfile.mkdtemp(prefix="build-", dir=index_dir))
+        files = {}
+        path = build / "corpus.json"
+        path.write_text(json.dumps(corpus.to_json(), ensure_ascii=False), encoding="utf-8")
+        files[path.name] = _sha256(path)
+        for model, vec in vectors.items():
+            slug = _slug(model)
+            path = build / f"{slug}.faiss"
+            faiss.write_index(vec.faiss_index, str(path))
+            files[path.name] = _sha256(path)
+            path = build / f"{slug}.context.npy"
+            np.save(path, np.concatenate([vec.documents, vec.questions]), allow_pickle=False)
+            files[path.name] = _sha256(path)
+        manifest = dict(manifest, files=files)
+        path = build / "manifest.json"
+        path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+        _fsync_dir(build)
+        pointer = index_dir / "CURRENT.tmp"
+        pointer.write_text(build.name + "\n", encoding="utf-8")
+        os.replace(pointer, index_dir / "CURRENT")
+        _fsync_dir(index_dir)
+    except OSError as exc:
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
+        raise IndexWriteError(f"cannot write the index in {index_dir}: {reason}") from None
+    for old in index_dir.glob("build-*"):
+        if old.name != build.name:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_manifest(index_dir: Path) -> tuple[Path, dict]:
+    """The current build folder and its manifest, or a named error."""
+    pointer = index_dir / "CURRENT"
+    if not pointer.exists():
+        raise IndexMissingError(f"no index in {index_dir}; build it with `rag build`")
+    try:
+        name = pointer.read_text(encoding="utf-8").strip()
+        build = index_dir / name
+        if not re.fullmatch(r"build-[A-Za-z0-9_]+", name) or not build.is_dir():
+            raise IndexCorruptError(f"the index in {index_dir} points to a missing build")
+        manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict):
+            raise ValueError("not an object")
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise IndexCorruptError(f"the index manifest in {index_dir} is unreadable ({exc})") from None
+    return build, manifest
+
+
+def check_manifest(manifest: dict, *, sources: dict[str, str], settings: IndexSettings) -> None:
+    """Raise IndexStaleError unless the manifest matches these sources and settings.
+
+    `sources` maps each transcript's name to its current sha256.
+    """
+    if manifest.get("format") != FORMAT_VERSION:
+        raise IndexStaleError(f"the index has format {manifest.get('format')!r}, "
+                              f"this version reads format {FORMAT_VERSION}")
+    built = {s.get("path"): s.get("sha256") for s in manifest.get("sources", [])}
+    if set(built) != set(sources):
+        raise IndexStaleError(f"the index was built from {sorted(built)}, not {sorted(sources)}")
+    changed = [name for name, digest in sources.items() if built[name] != digest]
+    if changed:
+        raise IndexStaleError(f"the transcript changed since the index was built: {changed}")
+    if manifest.get("settings") != asdict(settings):
+        raise IndexStaleError(f"the index was built with {manifest.get('settings')}, "
+                              f"not {asdict(settings)}")
+
+
+def load_index(index_dir: Path, *, root: Path, sources: list[Path] | None = None,
+               settings: IndexSettings = IndexSettings()) -> Index:
+    """Load and verify an index; sources default to those the manifest names."""
+    import faiss
+
+    build, manifest = read_manifest(index_dir)
+    texts, digests = {}, {}
+    names = [source_name(p, root) for p in sources] if sources is not None else \
+        [s.get("path") for s in manifest.get("sources", [])]
+    for name in names:
+        path = root / name
+        try:
+            raw = path.read_bytes()
+        except OSError:
+            raise IndexStaleError(f"the transcript {name} is missing") from None
+        digests[name] = hashlib.sha256(raw).hexdigest()
+        texts[name] = raw.decode("utf-8", errors="replace")
+    check_manifest(manifest, sources=digests, settings=settings)
+    try:
+        for name, digest in manifest["files"].items():
+            if _sha256(build / name) != digest:
+                raise IndexCorruptError(f"{name} in {build} is damaged (checksum mismatch)")
+        corpus = Corpus.from_json(
+            json.loads((build / "corpus.json").read_text(encoding="utf-8")), texts)
+        vectors = {}
+        for entry in manifest["models"]:
+            slug = _slug(entry["name"])
+            index = faiss.read_index(str(build / f"{slug}.faiss"))
+            passages = index.reconstruct_n(0, index.ntotal) if index.ntotal else \
+                np.zeros((0, entry["dim"]), np.float32)
+            context = np.load(build / f"{slug}.context.npy", allow_pickle=False)
+            m = len(corpus.documents)
+            if len(passages) != len(corpus.passages) or context.shape != (2 * m, entry["dim"]):
+                raise IndexCorruptError(f"{build}: vector counts do not match the passages")
+            vectors[entry["name"]] = Vectors(passages, context[:m], context[m:], index)
+    except IndexCorruptError:
+        raise
+    except (OSError, KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+        raise IndexCorruptError(f"the index in {build} is damaged ({type(exc).__name__})") from None
+    return Index(corpus, vectors, manifest)

@@ -1,0 +1,103 @@
+"""BM25 over words as French speakers write them: elisions split, stop words dropped,
+Snowball French stems, accents folded (so `Etats` matches `États`)."""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+import snowballstemmer
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_ELISION = re.compile(r"\b(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu|quoiqu)['’]", re.IGNORECASE)
+
+STOP_WORDS = frozenset("""
+a à ai aie aient aies ait alors as au aucun aura aurai auraient aurais aurait auras aurez auriez
+aurions aurons auront aussi autre aux avaient avais avait avant avec avez aviez avions avoir avons
+ayant ayez ayons c ça car ce ceci cela celle celles celui cependant ces cet cette ceux chaque ci
+comme comment d dans de des donc dont du elle elles en encore es est et étaient étais était étant
+été êtes étiez étions être eu eue eues eurent eus eusse eut eux fait faites fois font furent fus
+fut ici il ils j je jusqu l la là le les leur leurs lui m ma mais me même mes moi mon n ne ni nos
+notre nous on ont ou où par parce pas peu peut plus pour pourquoi qu quand que quel quelle quelles
+quels qui quoi s sa sans se sera serai seraient serais serait seras serez seriez serions serons
+seront ses si sien son sont sous soyez soyons suis sur t ta te tes toi ton tous tout toute toutes
+très tu un une unes uns vos votre vous vu y est-ce
+the of and to in is are was were be been being a an that this these those it its for on with as by
+at from or but not what which who whom whose when where why how do does did done have has had
+having i you he she we they me him her us them my your his our their there here about into over
+than then so such can could would should will shall may might must also just only very any some
+all each other more most no nor own same too s t don now
+""".split())
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    return snowballstemmer.stemmer("french")
+
+
+def _fold(word: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+
+
+@lru_cache(maxsize=65536)
+def _term(word: str) -> str:
+    return _fold(_stemmer().stemWord(word))
+
+
+def tokenize(text: str) -> list[str]:
+    """Index terms of a text: lower-cased, elisions split, stop words out, stemmed, folded."""
+    text = _ELISION.sub(" ", text.lower())
+    return [_term(w) for w in _WORD.findall(text) if w not in STOP_WORDS and not w.isdigit()
+            or (w.isdigit() and len(w) == 4)]
+
+
+@dataclass
+class BM25:
+    """Okapi BM25 over a list of documents, scores normalised to [0, 1] per query.
+
+    The normalised score divides by the most a document could score for this query, so it is
+    comparable across questions and usable for abstention.
+    """
+
+    documents: list[str]
+    k1: float = 1.2
+    b: float = 0.75
+    _postings: dict[str, list[tuple[int, int]]] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._postings = {}
+        lengths = np.zeros(len(self.documents), dtype=np.float32)
+        for i, doc in enumerate(self.documents):
+            terms = tokenize(doc)
+            lengths[i] = len(terms)
+            for term, tf in Counter(terms).items():
+                self._postings.setdefault(term, []).append((i, tf))
+        n = max(len(self.documents), 1)
+        self._avg = float(lengths.mean()) if len(lengths) else 1.0
+        self._norm = self.k1 * (1 - self.b + self.b * lengths / max(self._avg, 1e-9))
+        self._idf = {t: math.log(1 + (n - len(p) + 0.5) / (len(p) + 0.5))
+                     for t, p in self._postings.items()}
+        self._max_idf = math.log(1 + (n - 0.5) / 1.5)
+
+    def scores(self, query: str) -> np.ndarray:
+        """Normalised BM25 score of every document for the query (zeros if no term matches)."""
+        out = np.zeros(len(self.documents), dtype=np.float32)
+        terms = tokenize(query)
+        if not terms:
+            return out
+        best = 0.0
+        for term in terms:
+            postings = self._postings.get(term)
+            idf = self._idf.get(term, self._max_idf)
+            best += idf * (self.k1 + 1)
+            if not postings:
+                continue
+            docs = np.fromiter((d for d, _ in postings), dtype=np.int64, count=len(postings))
+            tfs = np.fromiter((t for _, t in postings), dtype=np.float32, count=len(postings))
+            out[docs] += idf * tfs * (self.k1 + 1) / (tfs + self._norm[docs])
+        return out / best if best > 0 else out
