@@ -14,6 +14,7 @@ from .retrieve import Engine, Hit, search
 
 MAX_QUESTION_CHARS = 1000
 MAX_K = 20
+RELATIVE_CUT = 0.08  # a further quote must score within this of the best one
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 _FRENCH_HINT = re.compile(r"[àâçéèêëîïôûùüÿœ]|\b(?:le|la|les|des|est|que|qui|une|du|au|aux|et|"
                           r"quel|quelle|pourquoi|comment|vous|il|elle)\b", re.IGNORECASE)
@@ -103,15 +104,14 @@ def ask(engine: Engine, question: str, *, k: int = 3, previous: str | None = Non
             previous = None
     searched = contextualise(question, previous)
     hits = search(engine, searched, k=max(k, 3))
-    threshold = engine.weights.threshold
-    if not hits or hits[0].score < threshold or not _has_content(searched):
+    if not hits or hits[0].confidence <= 0 or not _has_content(searched):
         closest = _citations(hits[:k])
         message = ("L'entretien ne répond pas à cette question."
                    if language(question) == "fr"
                    else "The interview does not address this question.")
         return Answer(question, True, message, [], searched, closest)
     # Keep the passages that score close to the best one: a second quote only when it helps.
-    kept = [h for h in hits[:k] if h.score >= max(threshold, hits[0].score - 0.08)]
+    kept = [h for h in hits[:k] if h.confidence > 0 and h.score >= hits[0].score - RELATIVE_CUT]
     citations = _citations(kept)
     text = "\n".join(f"\u201c{c.text}\u201d [{c.n}]" for c in citations)
     return Answer(question, False, text, citations, searched)

@@ -18,7 +18,7 @@ def default_sources(root: Path) -> list[Path]:
 
 def load_engine(index_dir: str | Path = "index", *, root: str | Path | None = None,
                 sources: list[str | Path] | None = None,
-                settings: IndexSettings = IndexSettings(), weights: Weights = Weights(),
+                settings: IndexSettings | None = None, weights: Weights | None = None,
                 rebuild: bool = False,
                 progress: Callable[[str, int], Callable[[int], None]] | None = None,
                 on_rebuild: Callable[[str], None] | None = None) -> Engine:
@@ -32,6 +32,7 @@ def load_engine(index_dir: str | Path = "index", *, root: str | Path | None = No
         on_rebuild: told why a rebuild happens.
     """
     index_dir = Path(index_dir)
+    settings = settings or IndexSettings()
     root = Path(root) if root is not None else index_dir.resolve().parent
     paths = [Path(s) if Path(s).is_absolute() else root / s for s in sources] \
         if sources is not None else None
@@ -45,15 +46,16 @@ def load_engine(index_dir: str | Path = "index", *, root: str | Path | None = No
             on_rebuild(str(exc))
         index = build(index_dir, root=root, sources=paths, settings=settings,
                       embedders=embedders, progress=progress)
-    return open_engine(index, weights=weights, embedders=embedders)
+    return open_engine(index, weights=weights or Weights(), embedders=embedders)
 
 
 def build(index_dir: str | Path = "index", *, root: str | Path | None = None,
-          sources: list[str | Path] | None = None, settings: IndexSettings = IndexSettings(),
+          sources: list[str | Path] | None = None, settings: IndexSettings | None = None,
           embedders: dict[str, Embedder] | None = None,
           progress: Callable[[str, int], Callable[[int], None]] | None = None) -> Index:
     """Build the index from the transcripts (default: ROOT/data/*.txt)."""
     index_dir = Path(index_dir)
+    settings = settings or IndexSettings()
     root = Path(root) if root is not None else index_dir.resolve().parent
     paths = [Path(s) if Path(s).is_absolute() else root / s for s in sources] \
         if sources is not None else default_sources(root)

@@ -124,7 +124,8 @@ def _build_lock(index_dir: Path) -> Iterator[None]:
         index_dir.mkdir(parents=True, exist_ok=True)
         handle = open(index_dir / ".lock", "a+")
     except OSError as exc:
-        raise IndexWriteError(f"cannot write the index folder {index_dir}: {exc.strerror}") from None
+        raise IndexWriteError(
+            f"cannot write the index folder {index_dir}: {exc.strerror}") from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -225,7 +226,8 @@ def read_manifest(index_dir: Path) -> tuple[Path, dict]:
         if not isinstance(manifest, dict):
             raise ValueError("not an object")
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise IndexCorruptError(f"the index manifest in {index_dir} is unreadable ({exc})") from None
+        raise IndexCorruptError(
+            f"the index manifest in {index_dir} is unreadable ({exc})") from None
     return build, manifest
 
 

@@ -9,6 +9,7 @@ questions and a single calibrated threshold decides abstention.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,23 +17,37 @@ import numpy as np
 from .corpus import Document, Passage
 from .embed import MULTILINGUAL_MODEL, Embedder, load_embedder
 from .index import Index
-from .lexical import BM25
+from .lexical import BM25, tokenize
 
 SIGNALS = ("passage", "answer", "question")
 
 
 @dataclass(frozen=True)
 class Weights:
-    """Fusion weights per (signal kind, scope), and the abstention threshold on the fused score.
+    """Fusion weights per signal, and a linear abstention rule on the top passage's signals.
 
-    Calibrated on the public gold set with `rag eval --tune` (see docs/quality.md).
+    `rank` orders passages; the top passage is kept when `abstain . signals + abstain_bias > 0`.
+    Both are calibrated on the public gold set by `bench/tune.py` (see docs/quality.md); a
+    signal the index lacks (a model left out) simply does not count.
     """
 
-    dense: tuple[float, float, float] = (0.25, 0.10, 0.10)  # the sentence-transformers model
-    multilingual: tuple[float, float, float] = (1.0, 0.45, 0.35)
-    lexical: tuple[float, float, float] = (0.9, 0.45, 0.35)
-    threshold: float = 0.62
+    rank: tuple[tuple[str, float], ...] = (
+        ("dense.passage", 0.014), ("dense.answer", 0.898), ("dense.question", 0.646),
+        ("multilingual.passage", 0.506), ("multilingual.answer", 0.058),
+        ("multilingual.question", 0.288), ("lexical.passage", 0.229), ("lexical.answer", 0.192),
+        ("lexical.question", 0.445))
+    abstain: tuple[tuple[str, float], ...] = (
+        ("dense.passage", 0.076), ("dense.answer", 0.433), ("dense.question", 0.443),
+        ("multilingual.passage", 1.375), ("multilingual.answer", 1.5),
+        ("multilingual.question", 1.617), ("lexical.passage", 0.688), ("lexical.answer", 0.849),
+        ("lexical.question", 0.432), ("fused", 0.744), ("query.unknown_names", -0.766),
+        ("query.unknown_terms", -2.76))
+    abstain_bias: float = 1.860
     candidates: int = 100
+
+    def vector(self, names: list[str], which: str = "rank") -> np.ndarray:
+        table = dict(getattr(self, which))
+        return np.array([table.get(n, 0.0) for n in names], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,7 @@ class Hit:
     passage: Passage
     document: Document
     score: float
+    confidence: float = 0.0
     signals: dict = field(default_factory=dict, compare=False)
 
 
@@ -61,6 +77,9 @@ class Engine:
         }
         self._doc_of = np.fromiter((p.doc for p in corpus.passages), dtype=np.int64,
                                    count=len(corpus.passages))
+        self._vocabulary = set()
+        for bm25 in self._bm25.values():
+            self._vocabulary.update(bm25.vocabulary)
 
 
 def open_engine(index: Index, *, weights: Weights = Weights(),
@@ -99,16 +118,37 @@ def signal_matrix(engine: Engine, query: str) -> tuple[np.ndarray, np.ndarray, l
     return ids, np.stack(columns, axis=1).astype(np.float32), names
 
 
+_NAME = re.compile(r"\w[\w'’-]*")
+
+
+def query_features(engine: Engine, query: str) -> dict[str, float]:
+    """What the question asks about that the corpus never mentions.
+
+    A question naming a country, person or topic absent from every transcript is rarely
+    answered there; the share of its names (capitalised words past the first) and of its
+    terms missing from the corpus vocabulary feeds the abstention rule.
+    """
+    words = _NAME.findall(query)
+    names = [w for w in words[1:] if w[:1].isupper() and len(w) > 2]
+    missing = [w for w in names if not set(tokenize(w)) & engine._vocabulary]
+    terms = tokenize(query)
+    unknown = [t for t in terms if t not in engine._vocabulary]
+    return {"query.unknown_names": len(missing) / len(names) if names else 0.0,
+            "query.unknown_terms": len(unknown) / len(terms) if terms else 1.0}
+
+
 def fuse(signals: np.ndarray, names: list[str], weights: Weights) -> np.ndarray:
-    """Weighted sum of signals; weights are normalised so the scale stays fixed."""
-    w = weight_vector(names, weights)
-    return signals @ w
+    """Weighted sum of signals, weights normalised to sum to one so the scale stays fixed."""
+    w = weights.vector(names)
+    return signals @ (w / max(float(w.sum()), 1e-9))
 
 
-def weight_vector(names: list[str], weights: Weights) -> np.ndarray:
-    w = np.array([getattr(weights, n.split(".")[0])[SIGNALS.index(n.split(".")[1])]
-                  for n in names], dtype=np.float32)
-    return w / max(float(w.sum()), 1e-9)
+def confidence(signals: np.ndarray, fused: float, names: list[str], query: dict[str, float],
+               weights: Weights) -> float:
+    """The abstention rule's margin for one passage: positive means it answers."""
+    w = weights.vector(names + ["fused"] + list(query), "abstain")
+    x = np.concatenate([signals, [fused], list(query.values())])
+    return float(x @ w + weights.abstain_bias)
 
 
 def search(engine: Engine, query: str, *, k: int = 5) -> list[Hit]:
@@ -118,10 +158,13 @@ def search(engine: Engine, query: str, *, k: int = 5) -> list[Hit]:
         return []
     ids, signals, names = signal_matrix(engine, query)
     scores = fuse(signals, names, engine.weights)
+    query_info = query_features(engine, query)
     order = np.argsort(-scores, kind="stable")[:k]
     hits = []
     for i in order:
         passage = corpus.passages[int(ids[i])]
         hits.append(Hit(passage, corpus.documents[passage.doc], float(scores[i]),
+                        confidence(signals[i], float(scores[i]), names, query_info,
+                                   engine.weights),
                         dict(zip(names, signals[i].tolist(), strict=True))))
     return hits

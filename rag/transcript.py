@@ -67,7 +67,8 @@ def parse_transcript(raw: bytes | str, *, source: str = "<transcript>",
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = raw[: exc.start].count(b"\n") + 1
-            raise TranscriptFormatError(f"not UTF-8 text (byte {exc.start})", line, source) from None
+            raise TranscriptFormatError(
+                f"not UTF-8 text (byte {exc.start})", line, source) from None
     else:
         text = raw
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
@@ -100,7 +101,8 @@ def parse_transcript(raw: bytes | str, *, source: str = "<transcript>",
                     lineno, source)
             shift = offset + len(body) - len(body.lstrip("\ufeff"))
             date, outlet = m["date"], m["outlet"].strip()
-            pending = (m["question"], shift + m.start("question"), shift + m.end("question"), lineno)
+            pending = (m["question"], shift + m.start("question"), shift + m.end("question"),
+                       lineno)
             i += 1
             continue
         opener = _opening(body)

@@ -30,7 +30,7 @@ def find_transcript():
 
 
 def answer_spans(text):
-    """(start, end) of each quoted answer block: text strictly between the opening and closing '"'."""
+    """(start, end) of each quoted answer block: the text strictly between its quotes."""
     quotes = [i for i, c in enumerate(text) if c == '"']
     if len(quotes) % 2:
         raise ValueError(f"odd number of double quotes in transcript ({len(quotes)})")
@@ -156,8 +156,8 @@ def main():
     print(f"gold:       {gold}")
     print(f"total {n} | on-topic {on} (fr {on_lang['fr']}, en {on_lang['en']}) | "
           f"off-topic {off} (fr {off_lang['fr']}, en {off_lang['en']})")
-    print(f"by lang: " + ", ".join(f"{k}={v}" for k, v in sorted(by_lang.items(), key=str)))
-    print(f"by turn: " + ", ".join(f"{t}={by_turn[t]}" for t in range(1, N_TURNS + 1)))
+    print("by lang: " + ", ".join(f"{k}={v}" for k, v in sorted(by_lang.items(), key=str)))
+    print("by turn: " + ", ".join(f"{t}={by_turn[t]}" for t in range(1, N_TURNS + 1)))
     print(f"follow-ups (with 'previous'): {followups}")
     if errors:
         for e in errors:

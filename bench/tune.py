@@ -1,0 +1,138 @@
+"""Calibrate the fusion weights and the abstention rule on a gold set.
+
+Signals are computed once per question. Ranking weights are searched at random, scored by
+turn@1 and evidence@1; the abstention rule is a logistic regression on the top passage's
+signals, its bias then set so that at most --max-false of on-topic questions abstain. With
+--folds 2 the calibration runs on one half of the questions and is scored on the other, which
+tells how well it carries over to questions it never saw.
+
+    python bench/tune.py tests/gold.jsonl [--trials 3000] [--folds 2]
+
+Prints held-out figures per fold, then the weights fitted on all questions, as Python to paste
+into `rag.retrieve.Weights`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from rag import Weights, load_engine  # noqa: E402
+from rag.evaluate import evidence_spans, has_evidence, read_gold  # noqa: E402
+from rag.followup import contextualise  # noqa: E402
+from rag.retrieve import query_features, signal_matrix  # noqa: E402
+
+
+def features(engine, gold):
+    corpus = engine.index.corpus
+    text = next(iter(corpus.texts.values()))
+    rows = []
+    for item in gold:
+        searched = contextualise(item["question"], item.get("previous"))
+        ids, signals, names = signal_matrix(engine, searched)
+        turns = np.array([corpus.documents[corpus.passages[i].doc].turn for i in ids])
+        spans = [(corpus.passages[i].start, corpus.passages[i].end) for i in ids]
+        ev = evidence_spans(text, item.get("evidence", []))
+        good = np.array([has_evidence(s, ev) for s in spans]) if ev else np.zeros(len(ids), bool)
+        query = query_features(engine, searched)
+        rows.append({"signals": signals, "turns": turns, "good": good, "item": item,
+                     "query": np.array(list(query.values()))})
+    return rows, names, list(query)
+
+
+def ranking(rows, w):
+    """turn@1, evidence@1 and each question's top passage signals under weights w."""
+    v = w / max(w.sum(), 1e-9)
+    turn, ev, tops = [], [], []
+    for r in rows:
+        s = r["signals"] @ v
+        best = int(np.argmax(s))
+        tops.append(np.concatenate([r["signals"][best], [s[best]], r["query"]]))
+        if not r["item"]["abstain"]:
+            turn.append(r["turns"][best] == r["item"]["turn"])
+            ev.append(bool(r["good"][best]))
+    return float(np.mean(turn)), float(np.mean(ev)), np.array(tops)
+
+
+def search_weights(rows, dim, trials, rng, start):
+    best_w = start
+    best = sum(ranking(rows, start)[:2])
+    for _ in range(trials):
+        w = rng.uniform(0, 1, size=dim) if rng.random() < 0.4 else \
+            np.clip(best_w + rng.normal(0, 0.1, size=dim), 0, None)
+        value = sum(ranking(rows, w)[:2])
+        if value > best:
+            best_w, best = w, value
+    return best_w
+
+
+def fit_abstention(tops, labels, max_false):
+    """Logistic regression (answers vs off-topic) whose bias keeps false abstention low."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=1.0, class_weight="balanced", max_iter=5000)
+    model.fit(tops, labels)
+    coef, bias = model.coef_[0], float(model.intercept_[0])
+    margins = tops[labels] @ coef + bias
+    bias -= min(0.0, float(np.quantile(margins, max_false)))  # only ever lowers abstention
+    return coef, bias
+
+
+def abstention_rates(tops, labels, coef, bias):
+    keep = tops @ coef + bias > 0
+    return float(np.mean(~keep[~labels])), float(np.mean(~keep[labels]))
+
+
+def calibrate(rows, dim, trials, rng, start, max_false):
+    w = search_weights(rows, dim, trials, rng, start)
+    _, _, tops = ranking(rows, w)
+    labels = np.array([not r["item"]["abstain"] for r in rows])
+    coef, bias = fit_abstention(tops, labels, max_false)
+    return w, coef, bias
+
+
+def report(rows, w, coef, bias):
+    turn, ev, tops = ranking(rows, w)
+    labels = np.array([not r["item"]["abstain"] for r in rows])
+    off, false = abstention_rates(tops, labels, coef, bias)
+    return {"turn@1": round(turn, 3), "evidence@1": round(ev, 3), "abstention": round(off, 3),
+            "false_abstention": round(false, 3)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("gold")
+    parser.add_argument("--trials", type=int, default=3000)
+    parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--max-false", type=float, default=0.04)
+    parser.add_argument("--index", default="index")
+    args = parser.parse_args()
+    engine = load_engine(args.index)
+    rows, names, query_names = features(engine, read_gold(args.gold))
+    start = Weights().vector(names)
+    rng = np.random.default_rng(0)
+    for fold in range(args.folds if args.folds > 1 else 0):
+        train = [r for i, r in enumerate(rows) if i % args.folds != fold]
+        test = [r for i, r in enumerate(rows) if i % args.folds == fold]
+        w, coef, bias = calibrate(train, len(names), args.trials, rng, start, args.max_false)
+        print(f"fold {fold} held-out:", json.dumps(report(test, w, coef, bias)))
+    w, coef, bias = calibrate(rows, len(names), args.trials, rng, start, args.max_false)
+    print("all (in-sample):", json.dumps(report(rows, w, coef, bias)))
+    print("rank=" + repr(tuple((n, round(float(x), 3)) for n, x in zip(names, w, strict=True))))
+    abstain_names = names + ["fused"] + query_names
+    print("abstain=" + repr(tuple((n, round(float(x), 3))
+                                  for n, x in zip(abstain_names, coef, strict=True))))
+    print(f"abstain_bias={bias:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

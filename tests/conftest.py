@@ -1,0 +1,59 @@
+"""Shared fixtures: the real bundled models, loaded once, and the real index of the transcript."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+ROOT = Path(__file__).resolve().parents[1]
+TRANSCRIPT = ROOT / "data" / "blinken-france2-2021-10.txt"
+GOLD = ROOT / "tests" / "gold.jsonl"
+
+
+@pytest.fixture(scope="session")
+def embedders():
+    from rag import DEFAULT_MODEL, MULTILINGUAL_MODEL, load_embedder
+
+    return {DEFAULT_MODEL: load_embedder(DEFAULT_MODEL),
+            MULTILINGUAL_MODEL: load_embedder(MULTILINGUAL_MODEL)}
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory, embedders):
+    """A copy of the project's data and index in a temporary root, safe to damage per test."""
+    from rag import build
+
+    root = tmp_path_factory.mktemp("project")
+    (root / "data").mkdir()
+    shutil.copy(TRANSCRIPT, root / "data" / TRANSCRIPT.name)
+    build(root / "index", root=root, embedders=dict(embedders))
+    return root
+
+
+@pytest.fixture(scope="session")
+def engine(project, embedders):
+    from rag import load_engine
+
+    return _load(project, embedders, load_engine)
+
+
+def _load(root, embedders, load_engine):
+    from rag.index import load_index
+    from rag.retrieve import open_engine
+
+    return open_engine(load_index(root / "index", root=root), embedders=dict(embedders))
+
+
+@pytest.fixture()
+def scratch(tmp_path, project):
+    """A fresh, writable copy of the project root for tests that change or break it."""
+    root = tmp_path / "root"
+    shutil.copytree(project, root)
+    return root

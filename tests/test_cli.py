@@ -1,0 +1,75 @@
+"""The `rag` command as a user runs it: output, JSON lines, exit codes and messages."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def rag(*args, cwd, stdin=None):
+    return subprocess.run([sys.executable, "-m", "rag.cli", *args], cwd=cwd, input=stdin,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_ask_json(project):
+    out = rag("ask", "--json", "Qu'a dit Blinken sur la coopération au Sahel ?", cwd=project)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    text = (project / "data" / "blinken-france2-2021-10.txt").read_text(encoding="utf-8")
+    assert not data["abstained"] and data["citations"]
+    for c in data["citations"]:
+        assert text[c["start"]:c["end"]] == c["text"]
+
+
+def test_ask_readable(project):
+    out = rag("ask", "What did Blinken say about communication?", cwd=project)
+    assert out.returncode == 0, out.stderr
+    assert "[1]" in out.stdout and "interview with France 2, 2021-10, answer" in out.stdout
+
+
+def test_batch_keeps_order_and_reports_bad_lines(project):
+    lines = "Sahel ?\n\n" + "x" * 10_000 + "\nWho won the 2018 World Cup?\n"
+    out = rag("ask", "--json", "--batch", "-", cwd=project, stdin=lines)
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(records) == 3
+    assert records[0]["question"] == "Sahel ?" and not records[0]["abstained"]
+    assert "too long" in records[1]["error"]
+    assert records[2]["abstained"] is True
+
+
+@pytest.mark.parametrize("question, message", [
+    ("", "empty"), ("  \t ", "empty"), ("x" * 10_000, "too long"),
+])
+def test_bad_question_exits_2(project, question, message):
+    out = rag("ask", "--json", question, cwd=project)
+    assert out.returncode == 2 and message in out.stderr and out.stdout == ""
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_index_exits_3(project, tmp_path):
+    out = rag("ask", "--index", str(tmp_path / "none"), "Sahel", cwd=project)
+    assert out.returncode == 3 and "rag build" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_corrupt_index_exits_3(scratch):
+    from rag.index import read_manifest
+
+    build_dir, _ = read_manifest(scratch / "index")
+    (build_dir / "corpus.json").write_text("[")
+    out = rag("ask", "Sahel", cwd=scratch)
+    assert out.returncode == 3 and "damaged" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_stale_index_exits_3_with_a_message(scratch):
+    path = scratch / "data" / "blinken-france2-2021-10.txt"
+    path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    out = rag("ask", "Sahel", cwd=scratch)
+    assert out.returncode == 3 and "changed" in out.stderr
+
+
+def test_malformed_transcript_exits_4_naming_the_line(tmp_path):
+    (tmp_path / "bad.txt").write_text("date 2021-10 X : Q ?\n\n\"never closed\n", encoding="utf-8")
+    out = rag("build", "bad.txt", cwd=tmp_path)
+    assert out.returncode == 4 and "bad.txt:3" in out.stderr and "Traceback" not in out.stderr

@@ -1,0 +1,111 @@
+"""The index on disk: its manifest, and every way it can be missing, stale or damaged."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rag import (
+    IndexCorruptError,
+    IndexMissingError,
+    IndexSettings,
+    IndexStaleError,
+    IndexWriteError,
+    build,
+)
+from rag.index import FORMAT_VERSION, load_index, read_manifest
+
+
+def _current(root: Path) -> Path:
+    return read_manifest(root / "index")[0]
+
+
+def test_manifest_records_what_the_index_was_built_from(project):
+    _, manifest = read_manifest(project / "index")
+    assert manifest["format"] == FORMAT_VERSION
+    assert manifest["sources"][0]["path"] == "data/blinken-france2-2021-10.txt"
+    assert [m["name"] for m in manifest["models"]] == IndexSettings().models
+    assert manifest["settings"]["max_chars"] == IndexSettings().max_chars
+    assert manifest["passages"] > 5 and manifest["documents"] == 5
+
+
+def test_missing_index(tmp_path):
+    with pytest.raises(IndexMissingError):
+        load_index(tmp_path / "nowhere", root=tmp_path)
+
+
+def test_changed_transcript_is_stale(scratch):
+    path = scratch / "data" / "blinken-france2-2021-10.txt"
+    path.write_bytes(path.read_bytes().replace(b"Sahel", b"Mali", 1))
+    with pytest.raises(IndexStaleError, match="changed"):
+        load_index(scratch / "index", root=scratch)
+
+
+def test_other_model_or_settings_is_stale(scratch):
+    with pytest.raises(IndexStaleError):
+        load_index(scratch / "index", root=scratch, settings=IndexSettings(model="other"))
+    with pytest.raises(IndexStaleError):
+        load_index(scratch / "index", root=scratch, settings=IndexSettings(max_chars=100))
+
+
+def test_older_format_is_stale(scratch):
+    path = _current(scratch) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["format"] = FORMAT_VERSION - 1
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexStaleError, match="format"):
+        load_index(scratch / "index", root=scratch)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete", "manifest", "pointer"])
+def test_damaged_index_is_refused(scratch, damage):
+    build_dir = _current(scratch)
+    target = next(build_dir.glob("*.faiss"))
+    if damage == "truncate":
+        target.write_bytes(target.read_bytes()[:100])
+    elif damage == "flip":
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        target.write_bytes(bytes(data))
+    elif damage == "delete":
+        (build_dir / "corpus.json").unlink()
+    elif damage == "manifest":
+        (build_dir / "manifest.json").write_text("{not json")
+    else:
+        (scratch / "index" / "CURRENT").write_text("build-gone\n")
+    with pytest.raises(IndexCorruptError):
+        load_index(scratch / "index", root=scratch)
+
+
+class _FailingEmbedder:
+    """Implements the embedder interface and fails, like a crash after the first model's work."""
+
+    name = "failing"
+    dim = 4
+
+    def embed_batch(self, texts):
+        raise RuntimeError("simulated crash")
+
+
+def test_failed_build_leaves_previous_index_loadable(scratch, embedders):
+    before = load_index(scratch / "index", root=scratch)
+    failing = dict(embedders)
+    failing[IndexSettings().models[-1]] = _FailingEmbedder()
+    with pytest.raises(RuntimeError):
+        build(scratch / "index", root=scratch, embedders=failing)
+    after = load_index(scratch / "index", root=scratch)
+    assert after.manifest["files"] == before.manifest["files"]
+
+
+def test_read_only_index_folder_is_a_clear_error(scratch, embedders):
+    import os
+
+    if os.geteuid() == 0:
+        # root ignores permission bits; a file where the folder should be fails for everyone
+        (scratch / "blocked").write_text("not a folder")
+        target = scratch / "blocked" / "index"
+    else:
+        (scratch / "index").chmod(0o500)
+        target = scratch / "index"
+    with pytest.raises(IndexWriteError):
+        build(target, root=scratch, embedders=dict(embedders))

@@ -1,0 +1,72 @@
+"""The transcript parser: the bundled interview, and malformed inputs that must name a line."""
+
+import pytest
+
+from rag import TranscriptFormatError, parse_transcript, read_transcript
+from rag.chunk import chunk_span
+
+from .conftest import TRANSCRIPT
+
+
+def test_bundled_transcript_parses_into_five_answers():
+    t = read_transcript(TRANSCRIPT, source="data/x.txt")
+    assert (t.date, t.outlet) == ("2021-10", "France 2")
+    assert [turn.number for turn in t.turns] == [1, 2, 3, 4, 5]
+    assert {turn.speaker for turn in t.turns} == {"Antony Blinken"}
+    assert t.turns[0].question.startswith("Est-ce vous avez compris")
+    assert t.turns[2].question.startswith("Au Sahel")
+    for turn in t.turns:
+        assert t.text[turn.question_start:turn.question_end] == turn.question
+        answer = t.text[turn.start:turn.end]
+        assert answer[0] not in '" ' and answer[-1] not in '" '
+        assert t.text[turn.start - 1] == '"'
+
+
+def test_bundled_file_is_shipped_unchanged():
+    shared = TRANSCRIPT.parents[2] / "shared" / "transcripts" / TRANSCRIPT.name
+    if not shared.exists():
+        pytest.skip("the shared corpus folder is not beside this checkout")
+    assert TRANSCRIPT.read_bytes() == shared.read_bytes()
+
+
+def test_passages_stay_inside_their_answer_and_cover_it():
+    t = read_transcript(TRANSCRIPT)
+    for turn in t.turns:
+        spans = chunk_span(t.text, turn.start, turn.end)
+        assert spans[0][0] == turn.start and spans[-1][1] == turn.end
+        for a, b in spans:
+            assert turn.start <= a < b <= turn.end
+            assert b - a <= 400
+
+
+GOOD = 'date 2021-10 France 2 : Question ?\n\nA. B : "Réponse."\n\nSuite ?\n\n"Autre réponse".\n'
+
+
+@pytest.mark.parametrize("text, line", [
+    ("Pas de métadonnées\n\n\"Réponse\"\n", 1),
+    ('date 2021-10 France 2 : Question ?\n\n"Réponse jamais fermée\n', 3),
+    ('date 2021-10 France 2 : Question ?\n\n"Réponse."\n\nQuestion seule ?\n', 5),
+    ('date 2021-10 France 2 : Question ?\n\nAutre question ?\n', 3),
+    ('date 2021-10 France 2 : Question ?\n\n"Réponse."\n\n"Réponse sans question".\n', 5),
+    ('date 2021-10 France 2 : Question ?\n\n""\n', 3),
+    ("", None),
+    ("   \n\n", None),
+])
+def test_malformed_transcripts_name_the_line(text, line):
+    with pytest.raises(TranscriptFormatError) as err:
+        parse_transcript(text.encode(), source="bad.txt")
+    assert err.value.line == line
+    assert "bad.txt" in str(err.value)
+
+
+def test_invalid_utf8_and_nul_are_format_errors():
+    with pytest.raises(TranscriptFormatError, match="UTF-8"):
+        parse_transcript(GOOD.encode() + b"\xff\xfe")
+    with pytest.raises(TranscriptFormatError, match="NUL"):
+        parse_transcript(GOOD.replace("Suite", "Su\x00ite").encode())
+
+
+def test_small_valid_transcript():
+    t = parse_transcript(GOOD.encode())
+    assert [turn.speaker for turn in t.turns] == ["A. B", "A. B"]
+    assert [t.text[turn.start:turn.end] for turn in t.turns] == ["Réponse.", "Autre réponse"]
