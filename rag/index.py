@@ -28,7 +28,7 @@ from .embed import DEFAULT_MODEL, MULTILINGUAL_MODEL, Embedder, load_embedder
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, IndexWriteError
 from .transcript import read_transcript
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FLAT_LIMIT = 200_000  # above this many passages, an HNSW graph replaces exact search
 
 
@@ -48,11 +48,13 @@ class IndexSettings:
 
 @dataclass
 class Vectors:
-    """One model's vectors: passages (searched through FAISS), answers and questions (context)."""
+    """One model's vectors: passages (searched through FAISS), and as context the answers, the
+    interviewer questions, and each passage read together with its question ("pairs")."""
 
     passages: np.ndarray
     documents: np.ndarray
     questions: np.ndarray
+    pairs: np.ndarray
     faiss_index: object = field(default=None, repr=False)
 
 
@@ -89,6 +91,7 @@ def embed_corpus(corpus: Corpus, embedder: Embedder,
     texts = [p.text for p in corpus.passages]
     texts += [corpus.document_text(d) for d in corpus.documents]
     texts += [d.question or "" for d in corpus.documents]
+    texts += [_pair(corpus.documents[p.doc].question, p.text) for p in corpus.passages]
     out = []
     step = 256
     for i in range(0, len(texts), step):
@@ -97,9 +100,13 @@ def embed_corpus(corpus: Corpus, embedder: Embedder,
             progress(min(step, len(texts) - i))
     matrix = np.concatenate(out) if out else np.zeros((0, embedder.dim), np.float32)
     n, m = len(corpus.passages), len(corpus.documents)
-    vectors = Vectors(matrix[:n], matrix[n:n + m], matrix[n + m:])
+    vectors = Vectors(matrix[:n], matrix[n:n + m], matrix[n + m:n + 2 * m], matrix[n + 2 * m:])
     vectors.faiss_index = make_faiss_index(vectors.passages)
     return vectors
+
+
+def _pair(question: str | None, passage: str) -> str:
+    return f"{question} {passage}" if question else passage
 
 
 def make_faiss_index(matrix: np.ndarray):
@@ -153,7 +160,7 @@ def build_index(sources: list[Path], index_dir: Path, *, root: Path,
     for model in settings.models:
         embedder = embedders.get(model) or load_embedder(model)
         embedders[model] = embedder
-        total = len(corpus.passages) + 2 * len(corpus.documents)
+        total = 2 * len(corpus.passages) + 2 * len(corpus.documents)
         tick = progress(f"embedding with {model}", total) if progress else None
         vectors[model] = embed_corpus(corpus, embedder, tick)
     manifest = {
@@ -186,7 +193,8 @@ def _write(index_dir: Path, corpus: Corpus, vectors: dict[str, Vectors], manifes
             faiss.write_index(vec.faiss_index, str(path))
             files[path.name] = _sha256(path)
             path = build / f"{slug}.context.npy"
-            np.save(path, np.concatenate([vec.documents, vec.questions]), allow_pickle=False)
+            np.save(path, np.concatenate([vec.documents, vec.questions, vec.pairs]),
+                    allow_pickle=False)
             files[path.name] = _sha256(path)
         manifest = dict(manifest, files=files)
         path = build / "manifest.json"
@@ -281,10 +289,11 @@ def load_index(index_dir: Path, *, root: Path, sources: list[Path] | None = None
             passages = index.reconstruct_n(0, index.ntotal) if index.ntotal else \
                 np.zeros((0, entry["dim"]), np.float32)
             context = np.load(build / f"{slug}.context.npy", allow_pickle=False)
-            m = len(corpus.documents)
-            if len(passages) != len(corpus.passages) or context.shape != (2 * m, entry["dim"]):
+            m, n = len(corpus.documents), len(corpus.passages)
+            if len(passages) != n or context.shape != (2 * m + n, entry["dim"]):
                 raise IndexCorruptError(f"{build}: vector counts do not match the passages")
-            vectors[entry["name"]] = Vectors(passages, context[:m], context[m:], index)
+            vectors[entry["name"]] = Vectors(passages, context[:m], context[m:2 * m],
+                                             context[2 * m:], index)
     except IndexCorruptError:
         raise
     except (OSError, KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:

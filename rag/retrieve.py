@@ -19,7 +19,7 @@ from .embed import MULTILINGUAL_MODEL, Embedder, load_embedder
 from .index import Index
 from .lexical import BM25, tokenize
 
-SIGNALS = ("passage", "answer", "question")
+SIGNALS = ("passage", "answer", "question", "pair")
 
 
 @dataclass(frozen=True)
@@ -32,17 +32,19 @@ class Weights:
     """
 
     rank: tuple[tuple[str, float], ...] = (
-        ("dense.passage", 0.014), ("dense.answer", 0.898), ("dense.question", 0.646),
-        ("multilingual.passage", 0.506), ("multilingual.answer", 0.058),
-        ("multilingual.question", 0.288), ("lexical.passage", 0.229), ("lexical.answer", 0.192),
-        ("lexical.question", 0.445))
+        ("dense.passage", 0.068), ("dense.answer", 0.225), ("dense.question", 0.022),
+        ("dense.pair", 0.0), ("multilingual.passage", 0.229), ("multilingual.answer", 0.253),
+        ("multilingual.question", 0.344), ("multilingual.pair", 0.562),
+        ("lexical.passage", 0.055), ("lexical.answer", 0.089), ("lexical.question", 0.083),
+        ("lexical.pair", 0.655))
     abstain: tuple[tuple[str, float], ...] = (
-        ("dense.passage", 0.076), ("dense.answer", 0.433), ("dense.question", 0.443),
-        ("multilingual.passage", 1.375), ("multilingual.answer", 1.5),
-        ("multilingual.question", 1.617), ("lexical.passage", 0.688), ("lexical.answer", 0.849),
-        ("lexical.question", 0.432), ("fused", 0.744), ("query.unknown_names", -0.766),
-        ("query.unknown_terms", -2.76))
-    abstain_bias: float = 1.860
+        ("dense.passage", -0.087), ("dense.answer", 0.493), ("dense.question", 0.346),
+        ("dense.pair", 0.634), ("multilingual.passage", 1.119), ("multilingual.answer", 1.437),
+        ("multilingual.question", 1.209), ("multilingual.pair", 1.436),
+        ("lexical.passage", 0.621), ("lexical.answer", 0.774), ("lexical.question", 0.278),
+        ("lexical.pair", 0.687), ("fused", 0.979), ("query.unknown_names", -0.746),
+        ("query.unknown_terms", -2.48))
+    abstain_bias: float = 1.224
     candidates: int = 100
 
     def vector(self, names: list[str], which: str = "rank") -> np.ndarray:
@@ -74,6 +76,8 @@ class Engine:
             "passage": BM25([p.text for p in corpus.passages]),
             "answer": BM25([corpus.document_text(d) for d in corpus.documents]),
             "question": BM25([d.question or "" for d in corpus.documents]),
+            "pair": BM25([f"{corpus.documents[p.doc].question or ''} {p.text}"
+                          for p in corpus.passages]),
         }
         self._doc_of = np.fromiter((p.doc for p in corpus.passages), dtype=np.int64,
                                    count=len(corpus.passages))
@@ -111,9 +115,11 @@ def signal_matrix(engine: Engine, query: str) -> tuple[np.ndarray, np.ndarray, l
     for name, vec in engine.index.vectors.items():
         q = qvecs[name]
         kind = "multilingual" if name == MULTILINGUAL_MODEL else "dense"
-        columns += [vec.passages[ids] @ q, vec.documents[docs] @ q, vec.questions[docs] @ q]
+        columns += [vec.passages[ids] @ q, vec.documents[docs] @ q, vec.questions[docs] @ q,
+                    vec.pairs[ids] @ q]
         names += [f"{kind}.{s}" for s in SIGNALS]
-    columns += [lex["passage"][ids], lex["answer"][docs], lex["question"][docs]]
+    columns += [lex["passage"][ids], lex["answer"][docs], lex["question"][docs],
+                lex["pair"][ids]]
     names += [f"lexical.{s}" for s in SIGNALS]
     return ids, np.stack(columns, axis=1).astype(np.float32), names
 
