@@ -1,0 +1,306 @@
+"""The HTTP face of the engine: a JSON API, and the browser UI mounted beside it.
+
+Every failure a caller can cause comes back as a small JSON `{"error": ...}` with a 4xx status;
+nothing a client sends can produce a traceback or reveal a server path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .answer import MAX_K, MAX_QUESTION_CHARS, Answer, ask
+from .errors import QuestionError
+from .transcript import Transcript, parse_transcript
+
+if TYPE_CHECKING:
+    from .index import IndexSettings
+    from .retrieve import Engine
+
+MAX_BODY = 64 * 1024
+CONCURRENCY = 8
+
+
+class AskRequest(BaseModel):
+    """A question for `POST /api/ask`."""
+
+    model_config = ConfigDict(extra="ignore")
+    question: StrictStr = Field(min_length=1, max_length=MAX_QUESTION_CHARS,
+                                examples=["Que dit Blinken du Sahel ?"])
+    k: StrictInt = Field(3, ge=1, le=MAX_K, description="the most citations to give")
+    previous: StrictStr | None = Field(
+        None, max_length=MAX_QUESTION_CHARS,
+        description="the conversation's previous question, for an elliptic follow-up")
+
+
+class CitationOut(BaseModel):
+    n: int
+    text: str = Field(description="verbatim: the transcript's text from `start` to `end`")
+    start: int
+    end: int
+    source: str
+    speaker: str
+    question: str = Field(description="the interviewer question this passage answers")
+    date: str | None
+    outlet: str | None
+    score: float
+    answer: int = Field(description="the answer's number in its transcript, from 1")
+
+
+class AnswerOut(BaseModel):
+    question: str
+    abstained: bool
+    answer: str
+    citations: list[CitationOut]
+    searched: str
+    closest: list[CitationOut] = Field(description="nearest passages, offered when abstaining")
+
+
+class ErrorOut(BaseModel):
+    error: str
+
+
+class HealthOut(BaseModel):
+    status: str
+    manifest: dict
+    models: list[str]
+
+
+class LockedAsk:
+    """`ask` behind one lock: the embedding models are not safe to call from several threads."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._lock = threading.Lock()
+
+    def __call__(self, question: str, *, k: int = 3, previous: str | None = None) -> Answer:
+        with self._lock:
+            return ask(self.engine, question, k=k, previous=previous)
+
+
+def transcripts_of(engine: Engine) -> dict[str, Transcript]:
+    """The indexed transcripts, parsed again for their turns (the index keeps only the text)."""
+    return {name: parse_transcript(text, source=name)
+            for name, text in engine.index.corpus.texts.items()}
+
+
+def create_app(engine: Engine, *, transcripts: Mapping[str, Transcript] | None = None,
+               root_path: str = "", cors_origins: Iterable[str] = (),
+               ui: bool = True) -> FastAPI:
+    """The FastAPI app: `/api/ask`, `/api/health`, and the Gradio UI at `/`.
+
+    Args:
+        cors_origins: origins that may call the API from a browser and embed the UI in a frame;
+            none by default, so only the app's own pages can.
+    """
+    origins = [o.rstrip("/") for o in cors_origins]
+    transcripts = dict(transcripts) if transcripts is not None else transcripts_of(engine)
+    answer = LockedAsk(engine)
+    app = FastAPI(title="Interview answers", version="1", root_path=root_path,
+                  description="Cited, verbatim answers from interview transcripts.")
+    _add_errors(app)
+    _add_routes(app, engine, answer)
+    if origins:
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type"])
+    app.add_middleware(SecurityHeaders, frame_ancestors=origins)
+    app.add_middleware(BodyLimit, limit=MAX_BODY)
+    if ui:
+        module = load_ui()  # first: it sets gradio's environment before gradio loads
+        import gradio as gr
+
+        demo = module.build_ui(engine, transcripts=transcripts, ask=answer,
+                               concurrency_limit=CONCURRENCY)
+        app = gr.mount_gradio_app(app, demo, path="/", root_path=root_path or None,
+                                  ssr_mode=False, footer_links=["api"],
+                                  **module.mount_options())
+    return app
+
+
+def _add_routes(app: FastAPI, engine: Engine, answer: Callable[..., Answer]) -> None:
+    errors = {code: {"model": ErrorOut} for code in (400, 413, 422)}
+
+    @app.post("/api/ask", response_model=AnswerOut, responses=errors, tags=["api"])
+    def api_ask(body: AskRequest) -> dict:
+        """Answer a question with verbatim quotes and their citations, or abstain."""
+        try:
+            return answer(body.question, k=body.k, previous=body.previous).to_dict()
+        except QuestionError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+
+    @app.get("/api/health", response_model=HealthOut, tags=["api"])
+    def api_health() -> dict:
+        """Ready to answer: the index manifest and the models in use."""
+        manifest = engine.index.manifest
+        return {"status": "ready", "manifest": manifest,
+                "models": [m.get("name", "") for m in manifest.get("models", [])]}
+
+    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                   include_in_schema=False)
+    def api_other(rest: str) -> JSONResponse:
+        """Keep unknown API paths out of the UI's routes: a JSON 404 (or 405) instead."""
+        if rest in ("ask", "health"):
+            return JSONResponse({"error": "method not allowed"}, status_code=405)
+        return JSONResponse({"error": "not found"}, status_code=404)
+
+
+def _add_errors(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = exc.errors()
+        if any(p.get("type") == "json_invalid" for p in problems):
+            return JSONResponse({"error": "the body is not valid JSON"}, status_code=400)
+        return JSONResponse({"error": "; ".join(_describe(p) for p in problems[:5])},
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else "request refused"
+        return JSONResponse({"error": message}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        print(f"rag: internal error on {request.url.path}: {type(exc).__name__}", file=sys.stderr)
+        return JSONResponse({"error": "internal error"}, status_code=500)
+
+
+def _describe(problem: dict) -> str:
+    """A validation problem in words, without echoing the input back."""
+    where = ".".join(str(p) for p in problem.get("loc", ()) if p != "body") or "body"
+    kind = problem.get("type", "")
+    if kind == "missing":
+        return f"{where} is required"
+    if kind in ("string_type", "int_type", "model_type", "model_attributes_type", "dict_type"):
+        wanted = {"string_type": "text", "int_type": "a whole number"}.get(kind, "a JSON object")
+        return f"{where} must be {wanted}"
+    if kind == "string_too_short":
+        return f"{where} is empty"
+    if kind == "string_too_long":
+        return f"{where} is too long (the limit is {MAX_QUESTION_CHARS} characters)"
+    if kind in ("greater_than_equal", "less_than_equal"):
+        return f"{where} must be from 1 to {MAX_K}"
+    return f"{where} is invalid"
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes with 413, whether or not they announce a length."""
+
+    def __init__(self, app, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not _is_api(scope):
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        try:
+            announced = int(headers.get(b"content-length", b"0"))
+        except ValueError:
+            announced = 0
+        if announced > self.limit:
+            return await _too_large(send)
+        body = bytearray()
+        while True:  # read it all first: the API's bodies are small, and this bounds them
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                return await _too_large(send)
+            if not message.get("more_body"):
+                break
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _is_api(scope) -> bool:
+    path = scope.get("path", "")
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root):]
+    return path.startswith("/api/")
+
+
+async def _too_large(send) -> None:
+    response = JSONResponse({"error": f"the body is over {MAX_BODY // 1024} KiB"},
+                            status_code=413)
+    await send({"type": "http.response.start", "status": 413,
+                "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+class SecurityHeaders:
+    """Only the app itself and the configured origins may show it in a frame."""
+
+    def __init__(self, app, frame_ancestors: list[str]):
+        self.app = app
+        policy = " ".join(["frame-ancestors 'self'", *frame_ancestors])
+        self.headers = [(b"content-security-policy", policy.encode("latin-1")),
+                        (b"x-content-type-options", b"nosniff"),
+                        (b"referrer-policy", b"same-origin")]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", [])
+                        if k.lower() not in (b"x-frame-options", b"content-security-policy")]
+                message = {**message, "headers": kept + self.headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def load_ui():
+    """The `ui` module: importable when the project root is on the path, else read beside us."""
+    try:
+        import ui
+    except ModuleNotFoundError as exc:
+        if exc.name != "ui":
+            raise
+        path = Path(__file__).resolve().parents[1] / "ui.py"
+        spec = importlib.util.spec_from_file_location("ui", path)
+        if spec is None or not path.exists():
+            raise RuntimeError("the browser UI (ui.py) is not installed") from None
+        ui = importlib.util.module_from_spec(spec)
+        sys.modules["ui"] = ui
+        spec.loader.exec_module(ui)
+    return ui
+
+
+def serve(*, index_dir: str | Path = "index", root: str | Path | None = None,
+          settings: IndexSettings | None = None, host: str = "127.0.0.1", port: int = 7860,
+          root_path: str = "", cors_origins: Iterable[str] = ()) -> None:
+    """Load (or rebuild) the index, then serve the API and UI until interrupted."""
+    import uvicorn
+
+    from .engine import load_engine
+
+    engine = load_engine(index_dir, root=root, settings=settings, rebuild=True,
+                         on_rebuild=lambda why: print(f"rag: rebuilding the index: {why}",
+                                                      file=sys.stderr, flush=True))
+    app = create_app(engine, root_path=root_path, cors_origins=list(cors_origins))
+    print(f"rag: serving on http://{host}:{port}{root_path}/", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True)

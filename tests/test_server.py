@@ -1,0 +1,234 @@
+"""The HTTP API and the Gradio endpoint, against a real server over the real transcript."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, TRANSCRIPT
+from tests.web_fixtures import free_port, running, wait_ready
+
+ALLOWED = "http://allowed.example"
+
+
+@pytest.fixture(scope="module")
+def server(engine):
+    from rag.server import create_app
+
+    with running(create_app(engine, cors_origins=[ALLOWED])) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def text():
+    return TRANSCRIPT.read_text(encoding="utf-8")
+
+
+def ask(server, body, **kw) -> httpx.Response:
+    return httpx.post(f"{server}/api/ask", json=body, timeout=60, **kw)
+
+
+def check_citations(answer: dict, text: str) -> None:
+    assert answer["citations"]
+    for c in answer["citations"]:
+        assert c["text"] == text[c["start"]:c["end"]]
+        assert c["source"] == "data/" + TRANSCRIPT.name
+        assert c["speaker"] == "Antony Blinken"
+        assert (c["date"], c["outlet"]) == ("2021-10", "France 2")
+        assert f"\u201c{c['text']}\u201d [{c['n']}]" in answer["answer"]
+
+
+def test_french_question(server, text):
+    r = ask(server, {"question": "Que dit Blinken du Sahel ?"})
+    assert r.status_code == 200
+    answer = r.json()
+    assert not answer["abstained"]
+    check_citations(answer, text)
+    assert "Sahel" in answer["citations"][0]["text"]
+    assert answer["citations"][0]["answer"] == 3
+
+
+def test_english_question_and_k(server, text):
+    r = ask(server, {"question": "What did Blinken and Macron discuss?", "k": 1})
+    assert r.status_code == 200
+    answer = r.json()
+    assert not answer["abstained"] and len(answer["citations"]) == 1
+    check_citations(answer, text)
+
+
+def test_follow_up_searches_with_the_previous_question(server):
+    answer = ask(server, {"question": "Et au Sahel ?",
+                          "previous": "Que disent Biden et Macron ?"}).json()
+    assert answer["question"] == "Et au Sahel ?"
+    assert answer["searched"] == "Que disent Biden et Macron ? Et au Sahel ?"
+
+
+def test_abstains_with_closest_passages(server, text):
+    answer = ask(server, {"question": "Who won the football world cup?"}).json()
+    assert answer["abstained"] and answer["citations"] == []
+    assert answer["closest"]
+    assert all(c["text"] == text[c["start"]:c["end"]] for c in answer["closest"])
+
+
+def test_health(server):
+    r = httpx.get(f"{server}/api/health")
+    assert r.status_code == 200
+    health = r.json()
+    assert health["status"] == "ready"
+    assert health["manifest"]["sources"][0]["path"] == "data/" + TRANSCRIPT.name
+    assert "use-multilingual-v3" in health["models"]
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"question": ""}, 422),
+    ({"question": "   \u200b  "}, 422),
+    ({}, 422),
+    ({"question": 5}, 422),
+    ({"question": ["Sahel"]}, 422),
+    ({"question": None}, 422),
+    ({"question": "Sahel", "k": 0}, 422),
+    ({"question": "Sahel", "k": 21}, 422),
+    ({"question": "Sahel", "k": "3"}, 422),
+    ({"question": "Sahel", "k": 2.5}, 422),
+    ({"question": "Sahel", "k": True}, 422),
+    ({"question": "Sahel", "previous": 3}, 422),
+    ({"question": "x" * 1001}, 422),
+    (["Sahel"], 422),
+    ("Sahel", 422),
+])
+def test_bad_input_is_a_4xx_with_an_error(server, body, status):
+    r = ask(server, body)
+    assert r.status_code == status
+    assert_clean_error(r)
+
+
+@pytest.mark.parametrize("raw", [b"{bad", b"", b"\xff\xfe", b'{"question": "a"'])
+def test_malformed_json_is_400(server, raw):
+    r = httpx.post(f"{server}/api/ask", content=raw,
+                   headers={"content-type": "application/json"})
+    assert r.status_code in (400, 422)
+    assert_clean_error(r)
+    if raw:
+        assert r.status_code == 400
+
+
+def test_huge_bodies_are_413(server):
+    big = json.dumps({"question": "a" * (70 * 1024)}).encode()
+    r = httpx.post(f"{server}/api/ask", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert_clean_error(r)
+
+    def chunks():  # no Content-Length: the limit must hold while reading
+        yield b'{"question": "'
+        for _ in range(80):
+            yield b"a" * 1024
+        yield b'"}'
+    r = httpx.post(f"{server}/api/ask", content=chunks(),
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert_clean_error(r)
+
+
+def test_wrong_method_and_path_are_json(server):
+    r = httpx.get(f"{server}/api/ask")
+    assert r.status_code == 405
+    assert_clean_error(r)
+    r = httpx.get(f"{server}/api/nothing")
+    assert r.status_code == 404
+    assert_clean_error(r)
+
+
+def assert_clean_error(r: httpx.Response) -> None:
+    assert r.headers["content-type"].startswith("application/json")
+    body = r.json()
+    assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
+    for leak in ("Traceback", str(ROOT), "/tmp", ".py", "site-packages"):
+        assert leak not in r.text
+
+
+def test_openapi_describes_the_contract(server):
+    schema = httpx.get(f"{server}/openapi.json").json()
+    ask_op = schema["paths"]["/api/ask"]["post"]
+    assert "AskRequest" in json.dumps(ask_op["requestBody"])
+    assert "AnswerOut" in json.dumps(ask_op["responses"]["200"])
+    props = schema["components"]["schemas"]["AskRequest"]["properties"]
+    assert props["k"]["maximum"] == 20 and props["k"]["minimum"] == 1
+    assert "/api/health" in schema["paths"]
+
+
+def test_cors_only_for_configured_origins(server):
+    preflight = {"access-control-request-method": "POST",
+                 "access-control-request-headers": "content-type"}
+    r = httpx.options(f"{server}/api/ask", headers={"origin": ALLOWED, **preflight})
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == ALLOWED
+    r = ask(server, {"question": "Sahel"}, headers={"origin": ALLOWED})
+    assert r.headers["access-control-allow-origin"] == ALLOWED
+    r = ask(server, {"question": "Sahel"}, headers={"origin": "http://evil.example"})
+    assert "access-control-allow-origin" not in r.headers
+
+
+def test_only_configured_origins_may_frame_the_app(server):
+    for path in ("/", "/api/health"):
+        r = httpx.get(f"{server}{path}")
+        assert r.headers["content-security-policy"] == f"frame-ancestors 'self' {ALLOWED}"
+        assert "x-frame-options" not in r.headers
+
+
+def test_ui_page_is_served(server):
+    r = httpx.get(f"{server}/")
+    assert r.status_code == 200 and "<html" in r.text.lower()
+    assert "fonts.googleapis" not in r.text
+
+
+def test_parallel_requests(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = ["Que dit Blinken du Sahel ?", "What about the Indo-Pacific?"] * 4
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda q: ask(server, {"question": q}), questions))
+    assert all(r.status_code == 200 for r in results)
+    assert results[0].json() == results[2].json()
+
+
+def test_gradio_client_predict(server, text):
+    from gradio_client import Client
+
+    client = Client(server + "/", verbose=False)
+    answer = client.predict("Que dit Blinken du Sahel ?", api_name="/ask")
+    assert answer == ask(server, {"question": "Que dit Blinken du Sahel ?"}).json()
+    check_citations(answer, text)
+    with pytest.raises(Exception, match="empty"):
+        client.predict("  ", api_name="/ask")
+
+
+def test_library_does_not_import_gradio():
+    code = ("import sys, rag, rag.cli, rag.server; "
+            "sys.exit('gradio' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd="/").returncode == 0
+
+
+def test_rag_serve_command(project):
+    """`rag serve` from a project folder: loads the index, serves the API and the UI."""
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_CORS_ORIGINS": ALLOWED}
+    rag = os.path.join(os.path.dirname(sys.executable), "rag")
+    proc = subprocess.Popen([rag, "serve", "--port", str(port)], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, timeout=120, alive=lambda: proc.poll() is None)
+        answer = ask(url, {"question": "Que dit Blinken du Sahel ?"}).json()
+        assert answer["citations"][0]["answer"] == 3
+        page = httpx.get(f"{url}/")
+        assert page.status_code == 200
+        assert ALLOWED in page.headers["content-security-policy"]
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert "Traceback" not in out, out

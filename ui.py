@@ -1,0 +1,309 @@
+"""The browser UI: a chat that answers from the interview with verbatim quotes, citation cards,
+and the whole transcript beside it with the cited passages highlighted.
+
+It only calls the library and formats what it returns. Every piece of text that reaches HTML,
+from the user or from a transcript, is escaped first.
+
+Run it with `python ui.py` (or `rag serve`); RAG_INDEX, RAG_HOST, RAG_PORT, RAG_ROOT_PATH and
+RAG_CORS_ORIGINS configure it.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from urllib.parse import quote
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import gradio as gr  # noqa: E402
+
+from rag import Answer, Citation, QuestionError, Transcript  # noqa: E402
+from rag import ask as library_ask  # noqa: E402
+
+ABSTAINED = "L'entretien n'aborde pas cette question / The interview does not address this"
+CLOSEST = "closest, but not an answer"
+EXAMPLES = [
+    "Que dit Blinken du Sahel ?",
+    "La France s'est-elle sentie trahie par les Américains ?",
+    "What did Blinken and Macron discuss?",
+    "Are the United States disengaging and leaving France on the front line?",
+]
+STREAM_PAUSE = 0.04  # seconds between streamed quotes: enough for the eye to follow
+
+THEME = gr.themes.Default(font=["system-ui", "sans-serif"],
+                          font_mono=["ui-monospace", "monospace"])
+
+CSS = """
+#transcript-panel .transcript-scroll { max-height: 75vh; overflow-y: auto; padding: 0 12px;
+  border: 1px solid var(--border-color-primary); border-radius: 8px; }
+.transcript h3 { margin: 12px 0 4px; }
+.turn { margin: 10px 0; padding: 8px 10px; border-radius: 8px; }
+.turn-q { background: var(--background-fill-secondary); }
+.turn .who { display: block; font-weight: 600; font-size: 0.85em; opacity: 0.8; }
+.turn p { margin: 4px 0 0; white-space: pre-wrap; }
+.passage.hit { background: #fde68a; color: #111; border-radius: 3px; padding: 0 2px; }
+.passage.hit::before { content: "[" attr(data-cite) "] "; font-weight: 600; }
+.passage.flash { outline: 3px solid #f59e0b; }
+.cards { display: grid; gap: 10px; }
+.cite-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 8px 12px; }
+.cite-card.closest { border-style: dashed; }
+.cite-card blockquote { margin: 4px 0; font-style: italic; }
+.cite-card p { margin: 2px 0; }
+.cite-label { font-weight: 600; }
+.cite-meta, .cite-question { font-size: 0.9em; opacity: 0.85; }
+.cite-ref { display: block; font-size: 0.8em; margin-top: 4px; user-select: all; }
+.copy-cite { margin-left: 8px; padding: 1px 8px; border: 1px solid var(--border-color-primary);
+  border-radius: 6px; cursor: pointer; }
+"""
+
+HEAD = """
+<script>
+(() => {
+  function reveal(id) {
+    const target = document.getElementById(id);
+    const panel = document.querySelector("#transcript-panel .transcript-scroll");
+    if (!target || !panel) return false;
+    const top = target.getBoundingClientRect().top - panel.getBoundingClientRect().top;
+    panel.scrollTop += top - panel.clientHeight / 3;
+    target.scrollIntoView({block: "nearest"});
+    target.classList.add("flash");
+    setTimeout(() => target.classList.remove("flash"), 1600);
+    return true;
+  }
+  function copy(text, button) {
+    const done = () => { button.textContent = "Copied"; setTimeout(() => {
+      button.textContent = "Copy citation"; }, 1500); };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, () => fallback(text, done));
+    } else { fallback(text, done); }
+  }
+  function fallback(text, done) {
+    const area = document.createElement("textarea");
+    area.value = text; document.body.appendChild(area); area.select();
+    try { document.execCommand("copy"); done(); } finally { area.remove(); }
+  }
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest && event.target.closest("a.cite-link");
+    if (link && reveal(link.dataset.target)) { event.preventDefault(); return; }
+    const button = event.target.closest && event.target.closest("button.copy-cite");
+    if (button) { event.preventDefault(); copy(button.dataset.ref, button); }
+  });
+  window.ragReveal = reveal;
+})();
+</script>
+"""
+
+SHOW_FIRST_HIT = """() => { const hit = document.querySelector("#transcript-panel .passage.hit");
+  if (hit && window.ragReveal) { window.ragReveal(hit.id); } }"""
+
+Ask = Callable[..., Answer]
+
+
+def mount_options() -> dict:
+    """Theme, style and script for `gr.mount_gradio_app`: none of them loads anything remote."""
+    return {"theme": THEME, "css": CSS, "head": HEAD}
+
+
+def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None = None,
+             concurrency_limit: int = 8) -> gr.Blocks:
+    """The Gradio app; `ask(question, k=, previous=)` defaults to the library's, on `engine`."""
+    if ask is None:
+        def ask(question, *, k=3, previous=None):
+            return library_ask(engine, question, k=k, previous=previous)
+    passages = _passages_by_source(engine)
+    anchors = {name: f"t{i}" for i, name in enumerate(sorted(transcripts))}
+
+    def render_transcripts(cited: list[Citation]) -> str:
+        return '<div class="transcript-scroll">' + "".join(
+            render_transcript(t, anchors[name], passages.get(name, []), cited)
+            for name, t in sorted(transcripts.items())) + "</div>"
+
+    def respond(question: str, history: list, asked: list) -> Iterator[tuple]:
+        history = list(history or [])
+        asked = list(asked or [])
+        if not (question or "").strip():
+            yield "", history, gr.skip(), gr.skip(), asked
+            return
+        history.append({"role": "user", "content": plain(question)})
+        history.append({"role": "assistant", "content": "…"})
+        yield "", history, gr.skip(), gr.skip(), asked
+        try:
+            answer = ask(question, previous=asked[-1] if asked else None)
+        except QuestionError as exc:
+            history[-1] = {"role": "assistant", "content": plain(str(exc))}
+            yield "", history, gr.skip(), gr.skip(), asked
+            return
+        asked.append(question)
+        for text in stream_message(answer):
+            history[-1] = {"role": "assistant", "content": text}
+            yield "", history, gr.skip(), gr.skip(), asked
+            time.sleep(STREAM_PAUSE)
+        yield ("", history, render_cards(answer, anchors),
+               render_transcripts(answer.citations), asked)
+
+    def from_link(history: list, asked: list, request: gr.Request) -> Iterator[tuple]:
+        question = request.query_params.get("q", "") if request else ""
+        if not question.strip():
+            yield "", history, gr.skip(), gr.skip(), asked
+            return
+        yield from respond(question, history, asked)
+
+    def ask_api(question: str, k: int = 3, previous: str = "") -> dict:
+        """Answer a question: the same JSON as `POST /api/ask`."""
+        try:
+            return ask(question, k=k, previous=previous or None).to_dict()
+        except QuestionError as exc:
+            raise gr.Error(str(exc)) from None
+
+    with gr.Blocks(title="Interview answers", analytics_enabled=False) as demo:
+        gr.Markdown("## Interroger l'entretien / Ask the interview\n"
+                    "Answers are verbatim quotes from the transcript, each with its citation. "
+                    "Les réponses sont des citations exactes de l'entretien.")
+        asked = gr.State([])
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                chat = gr.Chatbot(label="Conversation", elem_id="chat", height=420,
+                                  sanitize_html=True, render_markdown=True, line_breaks=True,
+                                  allow_tags=False, feedback_options=None, buttons=["copy"])
+                with gr.Row():
+                    box = gr.Textbox(label="Question", elem_id="question", scale=5,
+                                     placeholder="Posez une question / Ask a question",
+                                     max_lines=4, max_length=1000, autofocus=True)
+                    send = gr.Button("Ask / Demander", variant="primary", scale=1,
+                                     elem_id="ask-button")
+                gr.Examples(EXAMPLES, inputs=[box], label="Examples / Exemples")
+                cards = gr.HTML("", elem_id="citations", js_on_load=None)
+            with gr.Column(scale=2):
+                gr.Markdown("### Transcript / Transcription")
+                panel = gr.HTML(render_transcripts([]), elem_id="transcript-panel",
+                                js_on_load=None)
+        outputs = [box, chat, cards, panel, asked]
+        events = dict(fn=respond, inputs=[box, chat, asked], outputs=outputs,
+                      concurrency_limit=concurrency_limit, api_visibility="private",
+                      show_progress="minimal")
+        box.submit(**events).then(None, js=SHOW_FIRST_HIT)
+        send.click(**events).then(None, js=SHOW_FIRST_HIT)
+        demo.load(from_link, inputs=[chat, asked], outputs=outputs,
+                  concurrency_limit=concurrency_limit, api_visibility="private",
+                  show_progress="minimal").then(None, js=SHOW_FIRST_HIT)
+        gr.api(ask_api, api_name="ask", concurrency_limit=concurrency_limit)
+    demo.queue(default_concurrency_limit=concurrency_limit)
+    return demo
+
+
+def plain(text: str) -> str:
+    """Text to show as-is in the chat: HTML escaped, and Markdown's active characters neutral."""
+    return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", html.escape(text, quote=False))
+
+
+def stream_message(answer: Answer) -> Iterator[str]:
+    """The chat reply, growing quote by quote."""
+    searched = ""
+    if answer.searched and answer.searched != answer.question:
+        searched = f"\n\n_Searched: {plain(answer.searched)}_"
+    if answer.abstained:
+        note = f"\n\nSee the passages marked \u201c{CLOSEST}\u201d." if answer.closest else ""
+        yield f"{ABSTAINED}.{note}{searched}"
+        return
+    lines: list[str] = []
+    for c in answer.citations:
+        lines.append(f"\u201c{plain(c.text)}\u201d [{c.n}]")
+        yield "\n\n".join(lines)
+    yield "\n\n".join(lines) + searched
+
+
+def render_cards(answer: Answer, anchors: Mapping[str, str]) -> str:
+    """A card per citation (or per closest passage when abstaining)."""
+    link = f'<a class="permalink" href="?q={quote(answer.question)}">Permalink</a>'
+    if answer.abstained:
+        head = f"<p class=\"cards-head\">{html.escape(ABSTAINED)}. {link}</p>"
+        body = "".join(_card(c, anchors, closest=True) for c in answer.closest)
+    else:
+        head = f'<p class="cards-head">Sources · {link}</p>'
+        body = "".join(_card(c, anchors) for c in answer.citations)
+    return f'<div class="cards">{head}{body}</div>'
+
+
+def _card(c: Citation, anchors: Mapping[str, str], *, closest: bool = False) -> str:
+    e = html.escape
+    target = f"{anchors.get(c.source, 't0')}-p{c.start}"
+    label = CLOSEST if closest else f"[{c.n}]"
+    meta = " · ".join(x for x in (f"Answer {c.answer}", c.date, c.outlet) if x)
+    return (f'<article class="cite-card{" closest" if closest else ""}" data-n="{c.n}">'
+            f'<p class="cite-label">{e(label)}</p>'
+            f"<blockquote>\u201c{e(c.text)}\u201d</blockquote>"
+            f'<p class="cite-question">In answer to: {e(c.question)}</p>'
+            f'<p class="cite-meta">{e(meta)}</p>'
+            f'<p class="cite-actions"><a class="cite-link" href="#{target}" '
+            f'data-target="{target}">Show in transcript</a>'
+            f'<button type="button" class="copy-cite" data-ref="{e(c.reference())}">'
+            f"Copy citation</button></p>"
+            f'<code class="cite-ref">{e(c.reference())}</code></article>')
+
+
+def render_transcript(t: Transcript, anchor: str, spans: list[tuple[int, int]],
+                      cited: list[Citation]) -> str:
+    """The interview as a conversation, every passage anchored, the cited ones highlighted."""
+    e = html.escape
+    marks = {(c.start, c.end): c.n for c in cited if c.source == t.source}
+    title = " · ".join(x for x in (t.outlet, t.date) if x) or t.source
+    parts = [f'<div class="transcript"><h3>{e(title)}</h3>']
+    for turn in t.turns:
+        parts.append(f'<div class="turn turn-q" id="{anchor}-q{turn.number}">'
+                     f'<span class="who">Interviewer</span><p>{e(turn.question)}</p></div>')
+        inside = [s for s in _spans(spans, marks) if turn.start <= s[0] and s[1] <= turn.end]
+        body, at = [], turn.start
+        for start, end in inside:
+            body.append(e(t.text[at:start]))
+            n = marks.get((start, end))
+            hit = f' hit" data-cite="{n}' if n else ""
+            body.append(f'<span class="passage{hit}" id="{anchor}-p{start}">'
+                        f"{e(t.text[start:end])}</span>")
+            at = end
+        body.append(e(t.text[at:turn.end]))
+        parts.append(f'<div class="turn turn-a" id="{anchor}-a{turn.number}">'
+                     f'<span class="who">{e(turn.speaker)} · answer {turn.number}</span>'
+                     f'<p>{"".join(body)}</p></div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _spans(spans: list[tuple[int, int]], marks: Mapping[tuple[int, int], int]):
+    """Passages in order, cited spans winning over any passage they overlap."""
+    chosen = sorted(marks)
+    for span in spans:
+        if not any(span[0] < b and a < span[1] for a, b in chosen):
+            chosen.append(span)
+    kept, last = [], -1
+    for start, end in sorted(chosen):
+        if start >= last:
+            kept.append((start, end))
+            last = end
+    return kept
+
+
+def _passages_by_source(engine) -> dict[str, list[tuple[int, int]]]:
+    corpus = engine.index.corpus
+    out: dict[str, list[tuple[int, int]]] = {}
+    for p in corpus.passages:
+        out.setdefault(corpus.documents[p.doc].source, []).append((p.start, p.end))
+    return out
+
+
+def main() -> int:
+    """`python ui.py`: the same server as `rag serve`, configured from the environment."""
+    from rag.cli import main as cli
+
+    argv = ["serve", "--index", os.environ.get("RAG_INDEX", "index")]
+    return cli(argv + sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.modules.setdefault("ui", sys.modules[__name__])
+    sys.exit(main())
