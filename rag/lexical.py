@@ -21,6 +21,9 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _ELISION = re.compile(r"\b(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu|quoiqu)['’]", re.IGNORECASE)
 
 STOP_WORDS = frozenset("""
+interview entretien interviewer journaliste dit dire déclare déclaré affirme affirmé pense
+said say says tell tells told think thinks mention mentions mentioned
+
 a à ai aie aient aies ait alors as au aucun aura aurai auraient aurais aurait auras aurez auriez
 aurions aurons auront aussi autre aux avaient avais avait avant avec avez aviez avions avoir avons
 ayant ayez ayons c ça car ce ceci cela celle celles celui cependant ces cet cette ceux chaque ci
@@ -90,10 +93,13 @@ class BM25:
     def vocabulary(self) -> set[str]:
         return set(self._postings)
 
-    def scores(self, query: str) -> np.ndarray:
-        """Normalised BM25 score of every document for the query (zeros if no term matches)."""
+    def scores(self, query: str, ignore: set[str] | frozenset[str] = frozenset()) -> np.ndarray:
+        """Normalised BM25 score of every document for the query (zeros if no term matches).
+
+        Terms in `ignore` (such as the speaker's name) neither score nor count as missing.
+        """
         out = np.zeros(len(self.documents), dtype=np.float32)
-        terms = tokenize(query)
+        terms = [t for t in tokenize(query) if t not in ignore]
         if not terms:
             return out
         best = 0.0

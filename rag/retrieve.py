@@ -32,19 +32,18 @@ class Weights:
     """
 
     rank: tuple[tuple[str, float], ...] = (
-        ("dense.passage", 0.068), ("dense.answer", 0.225), ("dense.question", 0.022),
-        ("dense.pair", 0.0), ("multilingual.passage", 0.229), ("multilingual.answer", 0.253),
-        ("multilingual.question", 0.344), ("multilingual.pair", 0.562),
-        ("lexical.passage", 0.055), ("lexical.answer", 0.089), ("lexical.question", 0.083),
-        ("lexical.pair", 0.655))
+        ("dense.passage", 0.064), ("dense.answer", 0.261), ("dense.question", 0.0),
+        ("dense.pair", 0.0), ("multilingual.passage", 0.263), ("multilingual.answer", 0.151),
+        ("multilingual.question", 0.322), ("multilingual.pair", 0.372), ("lexical.passage", 0.01),
+        ("lexical.answer", 0.087), ("lexical.question", 0.0), ("lexical.pair", 0.815))
     abstain: tuple[tuple[str, float], ...] = (
-        ("dense.passage", -0.087), ("dense.answer", 0.493), ("dense.question", 0.346),
-        ("dense.pair", 0.634), ("multilingual.passage", 1.119), ("multilingual.answer", 1.437),
-        ("multilingual.question", 1.209), ("multilingual.pair", 1.436),
-        ("lexical.passage", 0.621), ("lexical.answer", 0.774), ("lexical.question", 0.278),
-        ("lexical.pair", 0.687), ("fused", 0.979), ("query.unknown_names", -0.746),
-        ("query.unknown_terms", -2.48))
-    abstain_bias: float = 1.224
+        ("dense.passage", -0.086), ("dense.answer", 0.482), ("dense.question", 0.372),
+        ("dense.pair", 0.679), ("multilingual.passage", 1.105), ("multilingual.answer", 1.522),
+        ("multilingual.question", 1.252), ("multilingual.pair", 1.459),
+        ("lexical.passage", 0.722), ("lexical.answer", 0.938), ("lexical.question", 0.33),
+        ("lexical.pair", 0.873), ("fused", 1.018), ("query.unknown_names", -1.135),
+        ("query.unknown_terms", -2.21))
+    abstain_bias: float = 0.188
     candidates: int = 100
 
     def vector(self, names: list[str], which: str = "rank") -> np.ndarray:
@@ -84,6 +83,9 @@ class Engine:
         self._vocabulary = set()
         for bm25 in self._bm25.values():
             self._vocabulary.update(bm25.vocabulary)
+        # Who is speaking is known for every passage: naming them in a question selects nothing.
+        self._speaker_terms = {t for d in corpus.documents for t in tokenize(d.speaker or "")}
+        self._vocabulary |= self._speaker_terms
 
 
 def open_engine(index: Index, *, weights: Weights = Weights(),
@@ -100,7 +102,8 @@ def signal_matrix(engine: Engine, query: str) -> tuple[np.ndarray, np.ndarray, l
     """Candidate passage ids and their raw signals (rows) by name (columns)."""
     corpus = engine.index.corpus
     n = len(corpus.passages)
-    lex = {scope: bm25.scores(query) for scope, bm25 in engine._bm25.items()}
+    lex = {scope: bm25.scores(query, ignore=engine._speaker_terms)
+           for scope, bm25 in engine._bm25.items()}
     qvecs = {name: emb.embed_batch([query])[0] for name, emb in engine.embedders.items()}
     if n <= engine.weights.candidates * 4:
         ids = np.arange(n)
