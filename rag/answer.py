@@ -16,6 +16,7 @@ MAX_QUESTION_CHARS = 1000
 MAX_K = 20
 RELATIVE_CUT = 0.08  # a further quote must score within this of the best one
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+_MARKUP = re.compile(r"<[^<>]{0,500}>|!?\[([^\]]{0,500})\]\([^()]{0,500}\)")
 _FRENCH_HINT = re.compile(r"[àâçéèêëîïôûùüÿœ]|\b(?:le|la|les|des|est|que|qui|une|du|au|aux|et|"
                           r"quel|quelle|pourquoi|comment|vous|il|elle)\b", re.IGNORECASE)
 _ENGLISH_HINT = re.compile(r"\b(?:the|what|which|who|why|how|is|are|did|does|do|about|of|and|"
@@ -102,7 +103,7 @@ def ask(engine: Engine, question: str, *, k: int = 3, previous: str | None = Non
             previous = clean_question(previous)
         except QuestionError:
             previous = None
-    searched = contextualise(question, previous)
+    searched = contextualise(_plain(question), _plain(previous) if previous else None)
     hits = search(engine, searched, k=max(k, 3))
     if not hits or hits[0].confidence <= 0 or not _has_content(searched):
         closest = _citations(hits[:k])
@@ -115,6 +116,11 @@ def ask(engine: Engine, question: str, *, k: int = 3, previous: str | None = Non
     citations = _citations(kept)
     text = "\n".join(f"\u201c{c.text}\u201d [{c.n}]" for c in citations)
     return Answer(question, False, text, citations, searched)
+
+
+def _plain(text: str) -> str:
+    """The words of a question without HTML tags or Markdown link syntax around them."""
+    return _MARKUP.sub(lambda m: f" {m.group(1) or ''} ", text).strip() or text
 
 
 def _has_content(text: str) -> bool:
