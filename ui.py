@@ -149,8 +149,8 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
 
     def from_link(history: list, asked: list, request: gr.Request) -> Iterator[tuple]:
         question = request.query_params.get("q", "") if request else ""
-        if not question.strip():
-            yield "", history, gr.skip(), gr.skip(), asked
+        if not question.strip():  # leave alone what the user may already be typing
+            yield (gr.skip(),) * 5
             return
         yield from respond(question, history, asked)
 

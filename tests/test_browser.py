@@ -1,0 +1,248 @@
+"""The browser UI in headless Chromium: answers, citations, the transcript panel, permalinks,
+escaping, no outside requests, and embedding in a frame from an allowed origin only."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import os
+import re
+import threading
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import pytest
+
+from tests.conftest import ROOT, TRANSCRIPT
+from tests.web_fixtures import free_port, running
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+TIMEOUT = 30_000
+EMBED_PORT = free_port()
+SCREENSHOT = ROOT / "docs" / "screenshot.png"
+
+
+@pytest.fixture(scope="module")
+def app_url(engine):
+    from rag.server import create_app
+
+    app = create_app(engine, cors_origins=[f"http://127.0.0.1:{EMBED_PORT}"])
+    with running(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture()
+def page(browser, app_url):
+    """A page that records every request and dialog; all requests must stay on the app."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.requests, page.dialogs = [], []
+    page.on("request", lambda r: page.requests.append(r.url))
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    yield page
+    context.close()
+    origin = urlsplit(app_url).netloc
+    outside = [u for u in page.requests
+               if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).netloc != origin]
+    assert page.requests and not outside, outside
+    assert not page.dialogs
+
+
+@pytest.fixture(scope="module")
+def text():
+    return TRANSCRIPT.read_text(encoding="utf-8")
+
+
+def ask(page, question: str) -> None:
+    box = page.locator("#question textarea")
+    box.fill(question)
+    before = page.locator("#chat .message-row").count()
+    page.click("#ask-button")
+    page.wait_for_function(
+        "n => document.querySelectorAll('#chat .message-row').length >= n + 2", arg=before)
+    page.wait_for_function(
+        "q => { const cards = document.querySelector('#citations .cards-head a');"
+        " return cards && cards.getAttribute('href') === '?q=' + q; }",
+        arg=quote(question))
+
+
+def cards(page) -> list[dict]:
+    return page.eval_on_selector_all("#citations .cite-card", """cards => cards.map(c => ({
+        quote: c.querySelector('blockquote').textContent,
+        label: c.querySelector('.cite-label').textContent,
+        question: c.querySelector('.cite-question').textContent,
+        meta: c.querySelector('.cite-meta').textContent,
+        ref: c.querySelector('.copy-cite').dataset.ref,
+        target: c.querySelector('a.cite-link').dataset.target}))""")
+
+
+def span_of(ref: str) -> tuple[int, int]:
+    start, end = re.search(r"chars (\d+)\u2013(\d+)$", ref).groups()
+    return int(start), int(end)
+
+
+def check_answer(page, text: str) -> list[dict]:
+    found = cards(page)
+    assert found
+    chat = page.inner_text("#chat")
+    hits = page.eval_on_selector_all("#transcript-panel .passage.hit",
+                                     "els => els.map(e => [e.id, e.textContent])")
+    assert len(hits) == len(found)
+    for card in found:
+        start, end = span_of(card["ref"])
+        quoted = text[start:end]
+        assert card["quote"] == f"\u201c{quoted}\u201d"
+        assert quoted in chat
+        assert card["ref"].startswith("Antony Blinken, interview with France 2, 2021-10, answer ")
+        assert card["meta"].startswith("Answer ") and "France 2" in card["meta"]
+        assert [card["target"], quoted] in hits
+    return found
+
+
+def test_french_question(page, app_url, text):
+    page.goto(app_url + "/")
+    ask(page, "Que dit Blinken du Sahel ?")
+    found = check_answer(page, text)
+    assert found[0]["label"] == "[1]"
+    assert "Sahel" in found[0]["question"]
+    assert "[1]" in page.inner_text("#chat")
+    if os.environ.get("RAG_SCREENSHOT") == "1":
+        page.wait_for_timeout(2000)  # past the brief flash on the first quote
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_english_question_and_follow_up(page, app_url, text):
+    page.goto(app_url + "/")
+    ask(page, "What did Blinken and Macron discuss?")
+    check_answer(page, text)
+    ask(page, "And the Sahel?")
+    check_answer(page, text)
+    assert "Searched: What did Blinken and Macron discuss? And the Sahel?" in page.inner_text(
+        "#chat")
+
+
+def test_abstention_shows_closest_passages(page, app_url):
+    page.goto(app_url + "/")
+    ask(page, "Who won the football world cup?")
+    assert "The interview does not address this" in page.inner_text("#chat")
+    found = cards(page)
+    assert found and all(c["label"] == "closest, but not an answer" for c in found)
+
+
+def test_citation_link_scrolls_the_transcript(page, app_url):
+    page.goto(app_url + "/")
+    ask(page, "Que dit Blinken du Sahel ?")
+    panel = "#transcript-panel .transcript-scroll"
+    target = cards(page)[0]["target"]
+    page.wait_for_function(IN_PANEL, arg=[panel, target])  # shown once answered
+    for position in ("0", "p.scrollHeight"):
+        page.eval_on_selector(panel, f"p => {{ p.scrollTop = {position}; }}")
+        if not in_panel(page, panel, target):
+            break
+    assert not in_panel(page, panel, target)
+    page.locator("#citations a.cite-link").first.click()
+    page.wait_for_function(IN_PANEL, arg=[panel, target])
+    assert "hit" in page.get_attribute(f"#{target}", "class")
+
+
+IN_PANEL = """([panel, id]) => { const p = document.querySelector(panel).getBoundingClientRect();
+    const t = document.getElementById(id).getBoundingClientRect();
+    return t.top >= p.top && t.bottom <= p.bottom; }"""
+
+
+def in_panel(page, panel: str, target: str) -> bool:
+    return page.evaluate(IN_PANEL, [panel, target])
+
+
+def test_copy_citation(page, app_url):
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.goto(app_url + "/")
+    ask(page, "Que dit Blinken du Sahel ?")
+    ref = cards(page)[0]["ref"]
+    page.locator("#citations button.copy-cite").first.click()
+    page.wait_for_function("() => document.querySelector('button.copy-cite')"
+                           ".textContent === 'Copied'")
+    assert page.evaluate("() => navigator.clipboard.readText()") == ref
+    assert re.fullmatch(r"Antony Blinken, interview with France 2, 2021-10, answer \d+, "
+                        r"chars \d+\u2013\d+", ref)
+
+
+def test_permalink_asks_its_question(page, app_url, text):
+    question = "What did Blinken and Macron discuss?"
+    page.goto(f"{app_url}/?q={quote(question)}")
+    page.wait_for_selector("#citations .cite-card")
+    assert question in page.inner_text("#chat")
+    check_answer(page, text)
+
+
+def test_html_in_a_question_is_shown_as_text(page, app_url):
+    page.goto(app_url + "/")
+    attack = "<img src=x onerror=alert(1)>"
+    ask(page, attack)
+    page.wait_for_timeout(500)
+    assert attack in page.inner_text("#chat")
+    assert page.locator("img[src='x']").count() == 0
+    assert page.evaluate("() => document.body.innerHTML.includes('<img src=\"x\"')") is False
+    page.goto(f"{app_url}/?q={quote(attack)}")
+    page.wait_for_selector("#citations .cite-card")
+    assert attack in page.inner_text("#chat")
+    assert page.locator("img[src='x']").count() == 0
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@contextlib.contextmanager
+def host_page(folder: Path, port: int):
+    handler = functools.partial(_Quiet, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_embedding_in_a_frame(browser, app_url, tmp_path):
+    (tmp_path / "index.html").write_text(
+        f'<!doctype html><title>host</title><iframe id="rag" src="{app_url}/" '
+        'width="1200" height="900"></iframe>', encoding="utf-8")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        with host_page(tmp_path, EMBED_PORT) as allowed:
+            page.goto(allowed + "/index.html")
+            frame = page.frame_locator("#rag")
+            frame.locator("#question textarea").fill("Que dit Blinken du Sahel ?")
+            frame.locator("#ask-button").click()
+            frame.locator("#citations .cite-card").first.wait_for()
+        with host_page(tmp_path, free_port()) as other:
+            page.goto(other + "/index.html")
+            page.wait_for_timeout(2000)
+            app_frames = [f for f in page.frames if f.url.startswith(app_url)]
+            assert not any(f.locator("#question").count() for f in app_frames)
+    finally:
+        context.close()
