@@ -101,13 +101,15 @@ def create_app(engine: Engine, *, transcripts: Mapping[str, Transcript] | None =
     """The FastAPI app: `/api/ask`, `/api/health`, and the Gradio UI at `/`.
 
     Args:
+        root_path: the sub-path a proxy serves the app under, for the UI's own links (the
+            ASGI server must be given it too, as `serve` does).
         cors_origins: origins that may call the API from a browser and embed the UI in a frame;
             none by default, so only the app's own pages can.
     """
     origins = [o.rstrip("/") for o in cors_origins]
     transcripts = dict(transcripts) if transcripts is not None else transcripts_of(engine)
     answer = LockedAsk(engine)
-    app = FastAPI(title="Interview answers", version="1", root_path=root_path,
+    app = FastAPI(title="Interview answers", version="1",
                   description="Cited, verbatim answers from interview transcripts.")
     _add_errors(app)
     _add_routes(app, engine, answer)
@@ -303,4 +305,5 @@ def serve(*, index_dir: str | Path = "index", root: str | Path | None = None,
                                                       file=sys.stderr, flush=True))
     app = create_app(engine, root_path=root_path, cors_origins=list(cors_origins))
     print(f"rag: serving on http://{host}:{port}{root_path}/", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True)
+    uvicorn.run(app, host=host, port=port, root_path=root_path, log_level="warning",
+                proxy_headers=True)
