@@ -11,13 +11,13 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .answer import MAX_K, MAX_QUESTION_CHARS, Answer, ask
@@ -29,17 +29,28 @@ if TYPE_CHECKING:
     from .retrieve import Engine
 
 MAX_BODY = 64 * 1024
+MAX_UI_BODY = 1024 * 1024  # the UI sends its chat history back with every question
 CONCURRENCY = 8
+
+
+def _mend(value: object) -> object:
+    """Lone surrogates (valid as JSON escapes) become "?", as the library reads them."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+Text = Annotated[StrictStr, BeforeValidator(_mend)]
 
 
 class AskRequest(BaseModel):
     """A question for `POST /api/ask`."""
 
     model_config = ConfigDict(extra="ignore")
-    question: StrictStr = Field(min_length=1, max_length=MAX_QUESTION_CHARS,
+    question: Text = Field(min_length=1, max_length=MAX_QUESTION_CHARS,
                                 examples=["Que dit Blinken du Sahel ?"])
     k: StrictInt = Field(3, ge=1, le=MAX_K, description="the most citations to give")
-    previous: StrictStr | None = Field(
+    previous: Text | None = Field(
         None, max_length=MAX_QUESTION_CHARS,
         description="the conversation's previous question, for an elliptic follow-up")
 
@@ -117,7 +128,7 @@ def create_app(engine: Engine, *, transcripts: Mapping[str, Transcript] | None =
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type"])
     app.add_middleware(SecurityHeaders, frame_ancestors=origins)
-    app.add_middleware(BodyLimit, limit=MAX_BODY)
+    app.add_middleware(BodyLimit, api_limit=MAX_BODY, limit=MAX_UI_BODY)
     if ui:
         module = load_ui()  # first: it sets gradio's environment before gradio loads
         import gradio as gr
@@ -197,30 +208,33 @@ def _describe(problem: dict) -> str:
 
 
 class BodyLimit:
-    """Refuse request bodies over `limit` bytes with 413, whether or not they announce a length."""
+    """Refuse request bodies over the limit with 413, whether or not they announce a length:
+    `api_limit` bytes under /api/, `limit` bytes elsewhere (the UI's own routes)."""
 
-    def __init__(self, app, limit: int):
+    def __init__(self, app, *, api_limit: int, limit: int):
         self.app = app
+        self.api_limit = api_limit
         self.limit = limit
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or not _is_api(scope):
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.api_limit if _is_api(scope) else self.limit
         headers = dict(scope.get("headers") or [])
         try:
             announced = int(headers.get(b"content-length", b"0"))
         except ValueError:
             announced = 0
-        if announced > self.limit:
-            return await _too_large(send)
+        if announced > limit:
+            return await _too_large(send, limit)
         body = bytearray()
-        while True:  # read it all first: the API's bodies are small, and this bounds them
+        while True:  # read it all first: bodies here are small, and this bounds them
             message = await receive()
             if message["type"] != "http.request":
                 return
             body += message.get("body", b"")
-            if len(body) > self.limit:
-                return await _too_large(send)
+            if len(body) > limit:
+                return await _too_large(send, limit)
             if not message.get("more_body"):
                 break
         replayed = False
@@ -243,8 +257,8 @@ def _is_api(scope) -> bool:
     return path.startswith("/api/")
 
 
-async def _too_large(send) -> None:
-    response = JSONResponse({"error": f"the body is over {MAX_BODY // 1024} KiB"},
+async def _too_large(send, limit: int) -> None:
+    response = JSONResponse({"error": f"the body is over {limit // 1024} KiB"},
                             status_code=413)
     await send({"type": "http.response.start", "status": 413,
                 "headers": response.raw_headers})

@@ -134,6 +134,22 @@ def test_huge_bodies_are_413(server):
     assert_clean_error(r)
 
 
+def test_ui_routes_have_a_body_limit_too(server):
+    body = json.dumps({"data": ["Sahel " * 300_000]}).encode()
+    r = httpx.post(f"{server}/gradio_api/call/ask", content=body,
+                   headers={"content-type": "application/json"}, timeout=60)
+    assert r.status_code == 413
+    assert_clean_error(r)
+
+
+def test_lone_surrogates_are_read_as_the_library_reads_them(server):
+    body = json.dumps({"question": "\ud800 Que dit Blinken du Sahel ?"}).encode("ascii")
+    r = httpx.post(f"{server}/api/ask", content=body,
+                   headers={"content-type": "application/json"})
+    assert r.status_code == 200
+    assert r.json()["question"] == "? Que dit Blinken du Sahel ?"
+
+
 def test_wrong_method_and_path_are_json(server):
     r = httpx.get(f"{server}/api/ask")
     assert r.status_code == 405
