@@ -28,6 +28,7 @@ from rag import ask as library_ask  # noqa: E402
 
 ABSTAINED = "L'entretien n'aborde pas cette question / The interview does not address this"
 CLOSEST = "closest, but not an answer"
+FAILED = "Une erreur est survenue / Something went wrong; please try again."
 EXAMPLES = [
     "Que dit Blinken du Sahel ?",
     "La France s'est-elle sentie trahie par les Américains ?",
@@ -139,6 +140,11 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
             history[-1] = {"role": "assistant", "content": plain(str(exc))}
             yield "", history, gr.skip(), gr.skip(), asked
             return
+        except Exception as exc:  # shown as a reply, not as a stuck "…"
+            print(f"ui: ask failed: {type(exc).__name__}", file=sys.stderr)
+            history[-1] = {"role": "assistant", "content": FAILED}
+            yield "", history, gr.skip(), gr.skip(), asked
+            return
         asked.append(question)
         for text in stream_message(answer):
             history[-1] = {"role": "assistant", "content": text}
@@ -192,6 +198,8 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
         demo.load(from_link, inputs=[chat, asked], outputs=outputs,
                   concurrency_limit=concurrency_limit, api_visibility="private",
                   show_progress="minimal").then(None, js=SHOW_FIRST_HIT)
+        chat.clear(lambda: ([], "", render_transcripts([])), outputs=[asked, cards, panel],
+                   api_visibility="private")
         gr.api(ask_api, api_name="ask", concurrency_limit=concurrency_limit)
     demo.queue(default_concurrency_limit=concurrency_limit)
     return demo

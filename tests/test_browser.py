@@ -139,6 +139,16 @@ def test_english_question_and_follow_up(page, app_url, text):
         "#chat")
 
 
+def test_clearing_the_chat_starts_afresh(page, app_url):
+    page.goto(app_url + "/")
+    ask(page, "Que dit Blinken du Sahel ?")
+    page.locator("#chat button[aria-label='Clear']").click()
+    page.wait_for_function("() => !document.querySelector('#citations .cite-card')")
+    assert page.locator("#transcript-panel .passage.hit").count() == 0
+    ask(page, "And Macron?")
+    assert "Searched:" not in page.inner_text("#chat")
+
+
 def test_abstention_shows_closest_passages(page, app_url):
     page.goto(app_url + "/")
     ask(page, "Who won the football world cup?")
