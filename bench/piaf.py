@@ -1,0 +1,285 @@
+"""Passage retrieval on PIAF (native French questions over French Wikipedia), engine against
+three plain baselines, so a change to the fusion is judged on data it was not written for.
+
+All 1,518 paragraphs are indexed as documents (the article title stands in for the question
+a document answers); each question's right answer is its own paragraph, and a paragraph
+scores as its best passage. Questions from articles at even positions in the file are for
+tuning; odd positions are held out and reported, never tuned on.
+
+    python bench/piaf.py [--split even|odd] [--json] [--limit N] [--weights NAME]
+
+--weights: default (rag.retrieve.Weights), piaf (refitted on the even split), piaf-lexical
+(refitted, with BM25 k1=0.1 and a title+paragraph BM25 signal; see docs/quality-piaf.md).
+
+Baselines: all-MiniLM-L6-v2 over whole paragraphs in FAISS (the tutorial RAG stack), Okapi
+BM25 with the Snowball French stemmer, and multilingual USE over whole paragraphs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+from embed_cache import cached  # noqa: E402
+from french_bm25 import OkapiBM25  # noqa: E402
+
+from rag.corpus import Corpus, Document, add_document  # noqa: E402
+from rag.embed import DEFAULT_MODEL, MULTILINGUAL_MODEL, load_embedder  # noqa: E402
+from rag.index import Index, embed_corpus  # noqa: E402
+from rag.lexical import BM25  # noqa: E402
+from rag.retrieve import Engine, Weights, fuse, signal_matrix  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "piaf-v1.1.json"
+KS = (1, 5, 10)
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    article: int
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    paragraph: int
+    article: int
+
+
+def load_piaf(path: Path = DATA) -> tuple[list[Paragraph], list[Question]]:
+    """Paragraphs in file order and every question with the index of its paragraph."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+    paragraphs, questions = [], []
+    for a, article in enumerate(data):
+        title = re.sub(r"<[^>]+>", "", article.get("title", "")).strip()
+        for para in article["paragraphs"]:
+            for qa in para["qas"]:
+                questions.append(Question(qa["question"], len(paragraphs), a))
+            paragraphs.append(Paragraph(a, title, para["context"]))
+    return paragraphs, questions
+
+
+def select(paragraphs: list[Paragraph], questions: list[Question], split: str,
+           limit: int | None) -> tuple[list[Paragraph], list[Question]]:
+    """The paragraphs to index and the questions of one split; --limit keeps a small prefix."""
+    if limit:
+        paragraphs = paragraphs[:limit]
+    parity = 0 if split == "even" else 1
+    chosen = [q for q in questions
+              if q.article % 2 == parity and q.paragraph < len(paragraphs)]
+    return paragraphs, chosen
+
+
+def build_corpus(paragraphs: list[Paragraph], *, max_chars: int = 320,
+                 min_chars: int = 60) -> Corpus:
+    """One document per paragraph, cut into passages as the engine cuts answers."""
+    corpus = Corpus(documents=[], passages=[], texts={})
+    for i, para in enumerate(paragraphs):
+        source = f"piaf/{i}"
+        corpus.texts[source] = para.text
+        add_document(corpus, Document(i, source, turn=i, question=para.title, speaker="",
+                                      date=None, outlet=None, start=0, end=len(para.text)),
+                     max_chars=max_chars, min_chars=min_chars)
+    return corpus
+
+
+def build_engine(corpus: Corpus, embedders: dict, weights: Weights) -> Engine:
+    """An engine over an in-memory corpus; the on-disk index is never touched."""
+    vectors = {name: embed_corpus(corpus, emb) for name, emb in embedders.items()}
+    manifest = {"models": [{"name": name, "dim": emb.dim} for name, emb in embedders.items()]}
+    return Engine(Index(corpus, vectors, manifest), embedders, weights)
+
+
+def rank_of(scores: np.ndarray, target: int) -> float:
+    """1-based rank of the target; ties count against it, an unscored target never ranks."""
+    if not np.isfinite(scores[target]):
+        return float("inf")
+    return float(np.sum(scores >= scores[target]))
+
+
+def metrics(ranks: list[float]) -> dict[str, float]:
+    ranks = np.asarray(ranks, dtype=np.float64)
+    if not len(ranks):
+        return {f"R@{k}": 0.0 for k in KS} | {"MRR": 0.0}
+    out = {f"R@{k}": round(float(np.mean(ranks <= k)), 4) for k in KS}
+    out["MRR"] = round(float(np.mean(1.0 / ranks)), 4)
+    return out
+
+
+def document_scores(ids: np.ndarray, scores: np.ndarray, doc_of: np.ndarray,
+                    n_docs: int) -> np.ndarray:
+    """Each document's best passage score (-inf for documents with no candidate passage)."""
+    out = np.full(n_docs, -np.inf, dtype=np.float64)
+    np.maximum.at(out, doc_of[ids], scores)
+    return out
+
+
+@dataclass(frozen=True)
+class Variant:
+    """Fusion weights, plus two lexical changes tried here before they are made in rag/.
+
+    `k1` rebuilds the engine's BM25 tables with that saturation (None keeps the engine's);
+    `titled` adds "lexical.titled", BM25 over each document's question and whole text together.
+    """
+
+    weights: Weights
+    k1: float | None = None
+    titled: bool = False
+
+
+PIAF_RANK = (
+    ("dense.passage", 0.039), ("dense.answer", 0.070), ("dense.question", 0.018),
+    ("dense.pair", 0.060), ("multilingual.passage", 0.095), ("multilingual.answer", 0.127),
+    ("multilingual.question", 0.030), ("multilingual.pair", 0.117),
+    ("lexical.passage", 0.085), ("lexical.answer", 0.198), ("lexical.question", 0.011),
+    ("lexical.pair", 0.150))
+PIAF_LEXICAL_RANK = (
+    ("dense.passage", 0.045), ("dense.answer", 0.081), ("dense.question", 0.024),
+    ("dense.pair", 0.057), ("multilingual.passage", 0.115), ("multilingual.answer", 0.141),
+    ("multilingual.question", 0.038), ("multilingual.pair", 0.125),
+    ("lexical.passage", 0.033), ("lexical.answer", 0.067), ("lexical.question", 0.014),
+    ("lexical.pair", 0.104), ("lexical.titled", 0.156))
+VARIANTS = {
+    "default": Variant(Weights()),
+    "piaf": Variant(Weights(rank=PIAF_RANK)),
+    "piaf-lexical": Variant(Weights(rank=PIAF_LEXICAL_RANK), k1=0.1, titled=True),
+}
+
+
+def titled_texts(corpus: Corpus) -> list[str]:
+    return [f"{d.question or ''} {corpus.document_text(d)}" for d in corpus.documents]
+
+
+def retune_lexical(engine: Engine, k1: float) -> None:
+    """Rebuild the engine's BM25 tables with another k1, as rag.retrieve would build them."""
+    engine._bm25 = {scope: BM25(bm25.documents, k1=k1) for scope, bm25 in engine._bm25.items()}
+
+
+def engine_ranks(engine: Engine, questions: list[Question],
+                 variant: Variant = VARIANTS["default"]) -> list[float]:
+    """Ranks under the engine's own candidate pooling and fusion (and a variant's changes)."""
+    doc_of = engine._doc_of
+    n_docs = len(engine.index.corpus.documents)
+    if variant.k1 is not None:
+        retune_lexical(engine, variant.k1)
+    titled = BM25(titled_texts(engine.index.corpus), k1=variant.k1 or 1.2) \
+        if variant.titled else None
+    ranks = []
+    for q in questions:
+        ids, signals, names = signal_matrix(engine, q.text)
+        if titled is not None:
+            extra = titled.scores(q.text)[doc_of[ids]]
+            signals, names = np.column_stack([signals, extra]), names + ["lexical.titled"]
+        scores = fuse(signals, names, variant.weights)
+        ranks.append(rank_of(document_scores(ids, scores, doc_of, n_docs), q.paragraph))
+    return ranks
+
+
+def dense_ranks(embedder, paragraphs: list[Paragraph], questions: list[Question]) -> list[float]:
+    """Whole paragraphs in an exact inner-product FAISS index, the tutorial RAG stack."""
+    import faiss
+
+    matrix = embedder.embed_batch([p.text for p in paragraphs])
+    index = faiss.IndexFlatIP(matrix.shape[1])
+    index.add(np.ascontiguousarray(matrix, dtype=np.float32))
+    queries = embedder.embed_batch([q.text for q in questions])
+    ranks = []
+    for q, vec in zip(questions, queries, strict=True):
+        found_scores, found = index.search(vec[None, :], len(paragraphs))
+        scores = np.empty(len(paragraphs))
+        scores[found[0]] = found_scores[0]
+        ranks.append(rank_of(scores, q.paragraph))
+    return ranks
+
+
+def bm25_ranks(paragraphs: list[Paragraph], questions: list[Question]) -> list[float]:
+    bm25 = OkapiBM25([p.text for p in paragraphs])
+    return [rank_of(bm25.scores(q.text), q.paragraph) for q in questions]
+
+
+def load_embedders(use_cache: bool) -> dict:
+    return {name: cached(load_embedder(name), use_cache)
+            for name in (DEFAULT_MODEL, MULTILINGUAL_MODEL)}
+
+
+def run(args) -> dict:
+    paragraphs, questions = select(*load_piaf(args.data), args.split, args.limit)
+    embedders = load_embedders(not args.no_cache)
+    for emb in embedders.values():  # one batch per model, so the per-query calls hit the cache
+        emb.embed_batch([q.text for q in questions])
+    corpus = build_corpus(paragraphs)
+    timings = {}
+    start = time.perf_counter()
+    variant = VARIANTS[args.weights]
+    engine = build_engine(corpus, embedders, variant.weights)
+    results = {"engine": metrics(engine_ranks(engine, questions, variant))}
+    timings["engine"] = time.perf_counter() - start
+    for name, fn in (
+            ("minilm_faiss", lambda: dense_ranks(embedders[DEFAULT_MODEL], paragraphs, questions)),
+            ("bm25_french", lambda: bm25_ranks(paragraphs, questions)),
+            ("use", lambda: dense_ranks(embedders[MULTILINGUAL_MODEL], paragraphs, questions))):
+        start = time.perf_counter()
+        results[name] = metrics(fn())
+        timings[name] = time.perf_counter() - start
+    return {"split": args.split, "weights": args.weights, "questions": len(questions),
+            "paragraphs": len(paragraphs), "passages": len(corpus.passages),
+            "results": results, "seconds": {k: round(v, 1) for k, v in timings.items()}}
+
+
+LABELS = {"engine": "engine ({weights} weights)", "minilm_faiss": "MiniLM + FAISS, paragraphs",
+          "bm25_french": "BM25 Snowball French", "use": "USE multilingual, paragraphs"}
+
+
+def table(report: dict) -> str:
+    lines = [f"PIAF v1.1, {report['split']} split: {report['questions']} questions, "
+             f"{report['paragraphs']} paragraphs ({report['passages']} passages)",
+             f"{'method':32}" + "".join(f"{k:>8}" for k in ("R@1", "R@5", "R@10", "MRR"))
+             + f"{'seconds':>9}"]
+    for name, figures in report["results"].items():
+        label = LABELS[name].format(weights=report["weights"])
+        lines.append(f"{label:32}" + "".join(f"{v:8.3f}" for v in figures.values())
+                     + f"{report['seconds'][name]:9.1f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", choices=("even", "odd"), default="even")
+    parser.add_argument("--json", action="store_true", help="end with one line of JSON")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="index only the first N paragraphs (quick runs; not comparable)")
+    parser.add_argument("--weights", choices=list(VARIANTS), default="default")
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write "
+                        "the embedding cache")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    report = run(args)
+    print(table(report))
+    print(f"total {time.perf_counter() - start:.0f} s")
+    if args.json:
+        out = dict(report["results"]["engine"])
+        out["baselines"] = {k: v for k, v in report["results"].items() if k != "engine"}
+        out.update(split=report["split"], weights=report["weights"],
+                   questions=report["questions"], paragraphs=report["paragraphs"])
+        print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Cross-lingual sanity check: does each English sentence find its own French translation (and
+the reverse) as nearest neighbour? English questions over French transcripts rely on it.
+
+    python bench/tatoeba.py [--json] [--limit N]
+
+Data: 1,000 aligned Tatoeba pairs (line i of one file translates line i of the other). Each
+side is embedded with the engine's embedders; top-1 is the share of queries whose nearest
+neighbour by cosine is the aligned line. Multilingual USE is the engine's cross-lingual
+model; all-MiniLM-L6-v2 (English-only training) is shown for comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+from embed_cache import cached  # noqa: E402
+
+from rag.embed import DEFAULT_MODEL, MULTILINGUAL_MODEL, load_embedder  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "tatoeba.fra-eng"
+
+
+def read_pairs(stem: Path = DATA, limit: int | None = None) -> tuple[list[str], list[str]]:
+    """Aligned English and French lines (the first `limit` pairs when given)."""
+    english = Path(f"{stem}.eng").read_text(encoding="utf-8").splitlines()
+    french = Path(f"{stem}.fra").read_text(encoding="utf-8").splitlines()
+    if len(english) != len(french):
+        raise ValueError(f"{stem}: {len(english)} English lines but {len(french)} French")
+    return english[:limit], french[:limit]
+
+
+def top1(queries: np.ndarray, targets: np.ndarray) -> float:
+    """Share of rows i whose most similar target row is row i (unit vectors: cosine = dot)."""
+    if not len(queries):
+        return 0.0
+    best = np.argmax(queries @ targets.T, axis=1)
+    return round(float(np.mean(best == np.arange(len(queries)))), 4)
+
+
+def measure(embedder, english: list[str], french: list[str]) -> dict[str, float]:
+    en, fr = embedder.embed_batch(english), embedder.embed_batch(french)
+    return {"en->fr": top1(en, fr), "fr->en": top1(fr, en)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="end with one line of JSON")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N pairs")
+    parser.add_argument("--data", type=Path, default=DATA, help="path stem of .eng/.fra")
+    parser.add_argument("--no-cache", action="store_true")
+    args = parser.parse_args(argv)
+    english, french = read_pairs(args.data, args.limit)
+    results, seconds = {}, {}
+    for name in (MULTILINGUAL_MODEL, DEFAULT_MODEL):
+        start = time.perf_counter()
+        results[name] = measure(cached(load_embedder(name), not args.no_cache), english, french)
+        seconds[name] = time.perf_counter() - start
+    print(f"Tatoeba fra-eng: {len(english)} pairs, nearest-neighbour top-1")
+    print(f"{'model':24}{'en->fr':>8}{'fr->en':>8}{'seconds':>9}")
+    for name, figures in results.items():
+        print(f"{name:24}{figures['en->fr']:8.3f}{figures['fr->en']:8.3f}{seconds[name]:9.1f}")
+    if args.json:
+        out = dict(results[MULTILINGUAL_MODEL], model=MULTILINGUAL_MODEL, pairs=len(english))
+        out["baselines"] = {DEFAULT_MODEL: results[DEFAULT_MODEL]}
+        print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

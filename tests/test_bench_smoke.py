@@ -1,0 +1,52 @@
+"""The PIAF and Tatoeba benchmarks still run and still print what docs and CI read from them.
+
+Tiny inputs and a fresh embedding cache, so this checks the scripts, not the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+METRICS = ("R@1", "R@5", "R@10", "MRR")
+
+
+def run_bench(script: str, args: list[str], cache: Path) -> dict:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
+               RAG_BENCH_CACHE=str(cache))
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args, "--json"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) > 1, "a table should come before the JSON line"
+    return json.loads(lines[-1])
+
+
+def in_unit_range(figures: dict, keys) -> bool:
+    return all(isinstance(figures[k], float | int) and 0.0 <= figures[k] <= 1.0 for k in keys)
+
+
+@pytest.mark.skipif(not (DATA / "piaf-v1.1.json").exists(), reason="no PIAF data")
+def test_piaf_prints_engine_and_baseline_figures(tmp_path):
+    out = run_bench("piaf.py", ["--limit", "20"], tmp_path)
+    assert in_unit_range(out, METRICS)
+    assert set(out["baselines"]) == {"minilm_faiss", "bm25_french", "use"}
+    for figures in out["baselines"].values():
+        assert in_unit_range(figures, METRICS)
+    assert out["split"] == "even" and out["paragraphs"] == 20
+
+
+@pytest.mark.skipif(not (DATA / "tatoeba.fra-eng.eng").exists(), reason="no Tatoeba data")
+def test_tatoeba_prints_both_directions(tmp_path):
+    out = run_bench("tatoeba.py", ["--limit", "30"], tmp_path)
+    assert in_unit_range(out, ("en->fr", "fr->en"))
+    assert out["pairs"] == 30
+    for figures in out["baselines"].values():
+        assert in_unit_range(figures, ("en->fr", "fr->en"))
