@@ -1,0 +1,104 @@
+"""Refit the fusion weights on PIAF's even split, to reproduce or update the `piaf` variants
+of bench/piaf.py. It has no --split: the odd split is held out.
+
+    python bench/piaf_fit.py [--weights piaf|piaf-lexical] [--limit N]
+
+Per question, each signal is pooled to its paragraph (best passage among the engine's
+candidates); non-negative weights maximise the softmax probability of the right paragraph.
+A 2-fold split by article inside the even split says how well the fit carries over; the
+weights fitted on all even questions are printed as Python to paste.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import piaf
+from scipy.optimize import minimize
+
+from rag.lexical import BM25
+from rag.retrieve import signal_matrix
+
+
+def paragraph_signals(engine, questions, variant):
+    """Per question: (paragraph ids, their pooled signals, index of the right one or -1)."""
+    if variant.k1 is not None:
+        piaf.retune_lexical(engine, variant.k1)
+    titled = BM25(piaf.titled_texts(engine.index.corpus), k1=variant.k1 or 1.2) \
+        if variant.titled else None
+    rows, names = [], []
+    for q in questions:
+        ids, signals, names = signal_matrix(engine, q.text)
+        docs = engine._doc_of[ids]
+        if titled is not None:
+            signals = np.column_stack([signals, titled.scores(q.text)[docs]])
+            names = names + ["lexical.titled"]
+        unique, where = np.unique(docs, return_inverse=True)
+        pooled = np.full((len(unique), signals.shape[1]), -np.inf, np.float32)
+        np.maximum.at(pooled, where, signals)
+        hit = np.flatnonzero(unique == q.paragraph)
+        rows.append((unique, pooled, int(hit[0]) if len(hit) else -1))
+    return rows, names
+
+
+def fit(rows, dim: int, l2: float = 1e-3) -> np.ndarray:
+    """Non-negative weights minimising the listwise cross-entropy of the right paragraph."""
+    usable = [(x, t) for _, x, t in rows if t >= 0]
+
+    def loss(w):
+        total, grad = 0.0, np.zeros(dim)
+        for x, t in usable:
+            s = x @ w
+            p = np.exp(s - s.max())
+            p /= p.sum()
+            total -= np.log(max(p[t], 1e-12))
+            grad += x.T @ p - x[t]
+        n = len(usable)
+        return total / n + l2 * w @ w, grad / n + 2 * l2 * w
+
+    result = minimize(loss, np.ones(dim), jac=True, method="L-BFGS-B",
+                      bounds=[(0, None)] * dim)
+    return result.x
+
+
+def score(rows, w, n_docs: int, questions) -> dict:
+    ranks = []
+    for (unique, x, _), q in zip(rows, questions, strict=True):
+        scores = np.full(n_docs, -np.inf)
+        scores[unique] = x @ w
+        ranks.append(piaf.rank_of(scores, q.paragraph))
+    return piaf.metrics(ranks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", choices=("piaf", "piaf-lexical"), default="piaf-lexical")
+    parser.add_argument("--limit", type=int, default=None)
+    args = parser.parse_args(argv)
+    variant = piaf.VARIANTS[args.weights]
+    paragraphs, questions = piaf.select(*piaf.load_piaf(), "even", args.limit)
+    embedders = piaf.load_embedders(True)
+    for emb in embedders.values():
+        emb.embed_batch([q.text for q in questions])
+    engine = piaf.build_engine(piaf.build_corpus(paragraphs), embedders, variant.weights)
+    rows, names = paragraph_signals(engine, questions, variant)
+    fold = np.array([(q.article // 2) % 2 for q in questions])
+    for k in (0, 1):
+        train = [r for r, f in zip(rows, fold, strict=True) if f != k]
+        held = [i for i, f in enumerate(fold) if f == k]
+        w = fit(train, len(names))
+        print(f"fold {k}: held-out", score([rows[i] for i in held], w, len(paragraphs),
+                                           [questions[i] for i in held]))
+    w = fit(rows, len(names))
+    print("all even questions:", score(rows, w, len(paragraphs), questions))
+    w = w / w.sum()
+    print("rank=(" + ", ".join(f'("{n}", {v:.3f})' for n, v in zip(names, w, strict=True))
+          + ")")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
