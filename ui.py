@@ -165,7 +165,7 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
         try:
             return ask(question, k=k, previous=previous or None).to_dict()
         except QuestionError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(str(exc), print_exception=False) from None
 
     with gr.Blocks(title="Interview answers", analytics_enabled=False) as demo:
         gr.Markdown("## Interroger l'entretien / Ask the interview\n"

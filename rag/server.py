@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import threading
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -89,15 +89,19 @@ class HealthOut(BaseModel):
 
 
 class LockedAsk:
-    """`ask` behind one lock: the embedding models are not safe to call from several threads."""
+    """`ask` on one dedicated thread.
+
+    The embedding models are not safe to call from several threads, and every thread that has
+    run them keeps its own buffers for good, so calls from the server's many worker threads
+    would grow its memory.
+    """
 
     def __init__(self, engine: Engine):
         self.engine = engine
-        self._lock = threading.Lock()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-ask")
 
     def __call__(self, question: str, *, k: int = 3, previous: str | None = None) -> Answer:
-        with self._lock:
-            return ask(self.engine, question, k=k, previous=previous)
+        return self._worker.submit(ask, self.engine, question, k=k, previous=previous).result()
 
 
 def transcripts_of(engine: Engine) -> dict[str, Transcript]:
@@ -124,9 +128,10 @@ def create_app(engine: Engine, *, transcripts: Mapping[str, Transcript] | None =
                   description="Cited, verbatim answers from interview transcripts.")
     _add_errors(app)
     _add_routes(app, engine, answer)
-    if origins:
-        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Content-Type"])
+    # Added even with no origins: Gradio then leaves CORS to it, instead of letting other
+    # localhost pages (or, under any other host name, every page) read the UI's routes.
+    app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+                       allow_headers=["Content-Type"])
     app.add_middleware(SecurityHeaders, frame_ancestors=origins)
     app.add_middleware(BodyLimit, api_limit=MAX_BODY, limit=MAX_UI_BODY)
     if ui:
@@ -136,7 +141,7 @@ def create_app(engine: Engine, *, transcripts: Mapping[str, Transcript] | None =
         demo = module.build_ui(engine, transcripts=transcripts, ask=answer,
                                concurrency_limit=CONCURRENCY)
         app = gr.mount_gradio_app(app, demo, path="/", root_path=root_path or None,
-                                  ssr_mode=False, footer_links=["api"],
+                                  ssr_mode=False, footer_links=["api"], show_error=False,
                                   **module.mount_options())
     return app
 
