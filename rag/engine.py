@@ -21,7 +21,8 @@ def load_engine(index_dir: str | Path = "index", *, root: str | Path | None = No
                 settings: IndexSettings | None = None, weights: Weights | None = None,
                 rebuild: bool = False,
                 progress: Callable[[str, int], Callable[[int], None]] | None = None,
-                on_rebuild: Callable[[str], None] | None = None) -> Engine:
+                on_rebuild: Callable[[str], None] | None = None,
+                cache_dir: str | Path | None = None) -> Engine:
     """An engine ready to answer.
 
     Args:
@@ -30,6 +31,7 @@ def load_engine(index_dir: str | Path = "index", *, root: str | Path | None = No
         sources: transcripts; default: those the index was built from, or `ROOT/data/*.txt`.
         rebuild: build the index when it is missing, stale or damaged (else raise).
         on_rebuild: told why a rebuild happens.
+        cache_dir: where models exported to ONNX are kept (default ~/.cache/rag/models).
     """
     index_dir = Path(index_dir)
     settings = settings or IndexSettings()
@@ -45,14 +47,16 @@ def load_engine(index_dir: str | Path = "index", *, root: str | Path | None = No
         if on_rebuild:
             on_rebuild(str(exc))
         index = build(index_dir, root=root, sources=paths, settings=settings,
-                      embedders=embedders, progress=progress)
-    return open_engine(index, weights=weights or Weights(), embedders=embedders)
+                      embedders=embedders, progress=progress, cache_dir=cache_dir)
+    return open_engine(index, weights=weights or Weights(), embedders=embedders,
+                       cache_dir=Path(cache_dir) if cache_dir is not None else None)
 
 
 def build(index_dir: str | Path = "index", *, root: str | Path | None = None,
           sources: list[str | Path] | None = None, settings: IndexSettings | None = None,
           embedders: dict[str, Embedder] | None = None,
-          progress: Callable[[str, int], Callable[[int], None]] | None = None) -> Index:
+          progress: Callable[[str, int], Callable[[int], None]] | None = None,
+          cache_dir: str | Path | None = None) -> Index:
     """Build the index from the transcripts (default: ROOT/data/*.txt)."""
     index_dir = Path(index_dir)
     settings = settings or IndexSettings()
@@ -62,4 +66,5 @@ def build(index_dir: str | Path = "index", *, root: str | Path | None = None,
     if not paths:
         raise RagError(f"no transcripts to index: put .txt files in {root / 'data'}")
     return build_index(paths, index_dir, root=root, settings=settings, embedders=embedders,
-                       progress=progress)
+                       progress=progress,
+                       cache_dir=Path(cache_dir) if cache_dir is not None else None)

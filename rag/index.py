@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .corpus import Corpus, corpus_from_transcripts
-from .embed import DEFAULT_MODEL, MULTILINGUAL_MODEL, Embedder, load_embedder
+from .embed import DEFAULT_BACKEND, DEFAULT_MODEL, MULTILINGUAL_MODEL, Embedder, load_embedder
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, IndexWriteError
 from .transcript import read_transcript
 
@@ -37,6 +37,7 @@ class IndexSettings:
     """What an index is built with; all of it is recorded in the manifest and checked on load."""
 
     model: str = DEFAULT_MODEL
+    backend: str = DEFAULT_BACKEND  # how `model` runs: int8 weights change its vectors a little
     multilingual: bool = True
     max_chars: int = 320
     min_chars: int = 60
@@ -147,7 +148,8 @@ def _build_lock(index_dir: Path) -> Iterator[None]:
 def build_index(sources: list[Path], index_dir: Path, *, root: Path,
                 settings: IndexSettings = IndexSettings(),
                 embedders: dict[str, Embedder] | None = None,
-                progress: Callable[[str, int], Callable[[int], None]] | None = None) -> Index:
+                progress: Callable[[str, int], Callable[[int], None]] | None = None,
+                cache_dir: Path | None = None) -> Index:
     """Parse, chunk and embed the transcripts, then write the index atomically.
 
     `progress(label, total)` may return a callback that is told how many items were done.
@@ -158,7 +160,8 @@ def build_index(sources: list[Path], index_dir: Path, *, root: Path,
     embedders = embedders or {}
     vectors = {}
     for model in settings.models:
-        embedder = embedders.get(model) or load_embedder(model)
+        embedder = embedders.get(model) or load_embedder(model, backend=settings.backend,
+                                                          cache_dir=cache_dir)
         embedders[model] = embedder
         total = 2 * len(corpus.passages) + 2 * len(corpus.documents)
         tick = progress(f"embedding with {model}", total) if progress else None

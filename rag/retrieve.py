@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .corpus import Document, Passage
-from .embed import MULTILINGUAL_MODEL, Embedder, load_embedder
+from .embed import DEFAULT_BACKEND, MULTILINGUAL_MODEL, Embedder, load_embedder
 from .index import Index
 from .lexical import BM25, tokenize
 
@@ -89,12 +90,15 @@ class Engine:
 
 
 def open_engine(index: Index, *, weights: Weights = Weights(),
-                embedders: dict[str, Embedder] | None = None) -> Engine:
-    """An engine over a loaded index, loading each of its models once."""
+                embedders: dict[str, Embedder] | None = None,
+                cache_dir: Path | None = None) -> Engine:
+    """An engine over a loaded index, loading each of its models once, as it was built."""
     embedders = dict(embedders or {})
+    backend = index.manifest.get("settings", {}).get("backend", DEFAULT_BACKEND)
     for entry in index.manifest["models"]:
         if entry["name"] not in embedders:
-            embedders[entry["name"]] = load_embedder(entry["name"])
+            embedders[entry["name"]] = load_embedder(entry["name"], backend=backend,
+                                                     cache_dir=cache_dir)
     return Engine(index, embedders, weights)
 
 

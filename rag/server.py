@@ -313,13 +313,15 @@ def load_ui():
 
 def serve(*, index_dir: str | Path = "index", root: str | Path | None = None,
           settings: IndexSettings | None = None, host: str = "127.0.0.1", port: int = 7860,
-          root_path: str = "", cors_origins: Iterable[str] = ()) -> None:
+          root_path: str = "", cors_origins: Iterable[str] = (),
+          cache_dir: str | Path | None = None) -> None:
     """Load (or rebuild) the index, then serve the API and UI until interrupted."""
     import uvicorn
 
     from .engine import load_engine
 
     engine = load_engine(index_dir, root=root, settings=settings, rebuild=True,
+                         cache_dir=cache_dir,
                          on_rebuild=lambda why: print(f"rag: rebuilding the index: {why}",
                                                       file=sys.stderr, flush=True))
     app = create_app(engine, root_path=root_path, cors_origins=list(cors_origins))
