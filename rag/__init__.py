@@ -6,7 +6,16 @@
     print(answer.answer, answer.citations[0].reference())
 """
 
-from .answer import MAX_K, MAX_QUESTION_CHARS, Answer, Citation, ask, clean_question
+from .answer import (
+    MAX_K,
+    MAX_QUESTION_CHARS,
+    Answer,
+    Citation,
+    Request,
+    ask,
+    ask_many,
+    clean_question,
+)
 from .embed import DEFAULT_MODEL, MULTILINGUAL_MODEL, Embedder, load_embedder
 from .engine import build, default_sources, load_engine
 from .errors import (
@@ -19,15 +28,16 @@ from .errors import (
     TranscriptFormatError,
 )
 from .index import IndexSettings
-from .retrieve import Engine, Hit, Weights, search
+from .retrieve import Engine, Hit, Weights, search, search_many
 from .transcript import Transcript, Turn, parse_transcript, read_transcript
 
 __all__ = [
     "DEFAULT_MODEL", "MAX_K", "MAX_QUESTION_CHARS", "MULTILINGUAL_MODEL",
-    "Answer", "Citation", "Embedder", "Engine", "Hit", "IndexSettings", "Transcript", "Turn",
+    "Answer", "Citation", "Embedder", "Engine", "Hit", "IndexSettings", "Request", "Transcript",
+    "Turn",
     "Weights",
     "IndexCorruptError", "IndexMissingError", "IndexStaleError", "IndexWriteError",
     "QuestionError", "RagError", "TranscriptFormatError",
-    "ask", "build", "clean_question", "default_sources", "load_embedder", "load_engine",
-    "parse_transcript", "read_transcript", "search",
+    "ask", "ask_many", "build", "clean_question", "default_sources", "load_embedder", "load_engine",
+    "parse_transcript", "read_transcript", "search", "search_many",
 ]

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from .errors import QuestionError
 from .followup import contextualise
 from .lexical import STOP_WORDS
-from .retrieve import Engine, Hit, search
+from .retrieve import Engine, Hit, search, search_many
 
 MAX_QUESTION_CHARS = 1000
 MAX_K = 20
@@ -95,6 +95,43 @@ def ask(engine: Engine, question: str, *, k: int = 3, previous: str | None = Non
         k: the most citations to give (1 to 20).
         previous: the conversation's previous question, used when this one is elliptic.
     """
+    question, searched = _prepare(question, k, previous)
+    return _compose(question, searched, search(engine, searched, k=max(k, 3)), k)
+
+
+@dataclass(frozen=True)
+class Request:
+    """One question for `ask_many`, with `ask`'s options."""
+
+    question: str
+    k: int = 3
+    previous: str | None = None
+
+
+def ask_many(engine: Engine, requests: list[Request]) -> list[Answer | QuestionError]:
+    """Answer several questions at once, embedding them in one batch per model.
+
+    Gives what `ask` would for each, in order; a question `ask` would refuse gets its
+    QuestionError in its place, without failing the others.
+    """
+    prepared: list[tuple[str, str] | QuestionError] = []
+    for r in requests:
+        try:
+            prepared.append(_prepare(r.question, r.k, r.previous))
+        except QuestionError as exc:
+            prepared.append(exc)
+    valid = [i for i, p in enumerate(prepared) if not isinstance(p, QuestionError)]
+    depth = max([max(requests[i].k, 3) for i in valid], default=3)
+    found = search_many(engine, [prepared[i][1] for i in valid], k=depth)
+    out: list[Answer | QuestionError] = list(prepared)
+    for i, hits in zip(valid, found, strict=True):
+        question, searched = prepared[i]
+        out[i] = _compose(question, searched, hits[:max(requests[i].k, 3)], requests[i].k)
+    return out
+
+
+def _prepare(question: object, k: object, previous: object) -> tuple[str, str]:
+    """The cleaned question and the text to search for it, or a QuestionError."""
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise QuestionError(f"k must be a whole number from 1 to {MAX_K}")
     question = clean_question(question)
@@ -103,8 +140,10 @@ def ask(engine: Engine, question: str, *, k: int = 3, previous: str | None = Non
             previous = clean_question(previous)
         except QuestionError:
             previous = None
-    searched = contextualise(_plain(question), _plain(previous) if previous else None)
-    hits = search(engine, searched, k=max(k, 3))
+    return question, contextualise(_plain(question), _plain(previous) if previous else None)
+
+
+def _compose(question: str, searched: str, hits: list[Hit], k: int) -> Answer:
     if not hits or hits[0].confidence <= 0 or not _has_content(searched):
         closest = _citations(hits[:k])
         message = ("L'entretien ne répond pas à cette question."

@@ -83,19 +83,19 @@ class OnnxEmbedder:
     """A sentence-transformers model exported to ONNX, run without torch.
 
     Texts are sorted by length and batched under a token budget, so a batch pads little and a
-    single question runs at its own length.
+    single question runs at its own length. A few texts (a question) run on one thread, which
+    is faster than waking more for so little work; bulk work gets `threads` (0: one per core).
     """
 
     model: str = DEFAULT_MODEL
     quantize: bool = True
     cache_dir: Path | None = None
-    threads: int = 0  # 0: ONNX Runtime's default, one per core
+    threads: int = 0
     max_tokens: int = 4096
     name: str = field(init=False)
     dim: int = field(init=False)
 
     def __post_init__(self):
-        import onnxruntime
         from tokenizers import Tokenizer
 
         from .export import exported
@@ -107,12 +107,18 @@ class OnnxEmbedder:
         self._tokenizer = Tokenizer.from_file(str(self._export.tokenizer))
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(self._export.max_length)
+        self._session = self._open(1)
+        self._bulk = None
+
+    def _open(self, threads: int):
+        import onnxruntime
+
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self.threads
+        options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self._session = onnxruntime.InferenceSession(
-            str(self._export.onnx), options, providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(str(self._export.onnx), options,
+                                            providers=["CPUExecutionProvider"])
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -131,11 +137,11 @@ class OnnxEmbedder:
                     break
                 end += 1
             rows = order[start:end]
-            out[rows] = self._run([encodings[i] for i in rows])
+            out[rows] = self._run([encodings[i] for i in rows], bulk=len(texts) > 8)
             start = end
         return _normalise(out)
 
-    def _run(self, encodings) -> np.ndarray:
+    def _run(self, encodings, *, bulk: bool) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -144,7 +150,10 @@ class OnnxEmbedder:
             n = len(e.ids)
             ids[row, :n], mask[row, :n], types[row, :n] = e.ids, e.attention_mask, e.type_ids
         feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-        hidden = self._session.run(None, {k: feeds[k] for k in self._export.inputs})[0]
+        if bulk and self._bulk is None and self.threads != 1:
+            self._bulk = self._open(self.threads)
+        session = self._bulk if bulk and self._bulk is not None else self._session
+        hidden = session.run(None, {k: feeds[k] for k in self._export.inputs})[0]
         if self._export.pooling == "cls":
             return hidden[:, 0]
         weights = mask[..., None].astype(np.float32)

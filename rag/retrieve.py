@@ -102,13 +102,21 @@ def open_engine(index: Index, *, weights: Weights = Weights(),
     return Engine(index, embedders, weights)
 
 
-def signal_matrix(engine: Engine, query: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def embed_queries(engine: Engine, queries: list[str]) -> list[dict[str, np.ndarray]]:
+    """Each query's vector under each model, one batch per model (cheaper than one by one)."""
+    matrices = {name: emb.embed_batch(list(queries)) for name, emb in engine.embedders.items()}
+    return [{name: m[i] for name, m in matrices.items()} for i in range(len(queries))]
+
+
+def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Candidate passage ids and their raw signals (rows) by name (columns)."""
     corpus = engine.index.corpus
     n = len(corpus.passages)
     lex = {scope: bm25.scores(query, ignore=engine._speaker_terms)
            for scope, bm25 in engine._bm25.items()}
-    qvecs = {name: emb.embed_batch([query])[0] for name, emb in engine.embedders.items()}
+    if qvecs is None:
+        qvecs = embed_queries(engine, [query])[0]
     if n <= engine.weights.candidates * 4:
         ids = np.arange(n)
     else:
@@ -164,12 +172,16 @@ def confidence(signals: np.ndarray, fused: float, names: list[str], query: dict[
     return float(x @ w + weights.abstain_bias)
 
 
-def search(engine: Engine, query: str, *, k: int = 5) -> list[Hit]:
-    """The k best passages for a query, best first, with their fused scores."""
+def search(engine: Engine, query: str, *, k: int = 5,
+           qvecs: dict[str, np.ndarray] | None = None) -> list[Hit]:
+    """The k best passages for a query, best first, with their fused scores.
+
+    `qvecs`: the query's vectors when already computed (see `search_many`).
+    """
     corpus = engine.index.corpus
     if not corpus.passages:
         return []
-    ids, signals, names = signal_matrix(engine, query)
+    ids, signals, names = signal_matrix(engine, query, qvecs)
     scores = fuse(signals, names, engine.weights)
     query_info = query_features(engine, query)
     order = np.argsort(-scores, kind="stable")[:k]
@@ -181,3 +193,11 @@ def search(engine: Engine, query: str, *, k: int = 5) -> list[Hit]:
                                    engine.weights),
                         dict(zip(names, signals[i].tolist(), strict=True))))
     return hits
+
+
+def search_many(engine: Engine, queries: list[str], *, k: int = 5) -> list[list[Hit]]:
+    """`search` for several queries, embedding them together: what a busy server wants."""
+    if not engine.index.corpus.passages:
+        return [[] for _ in queries]
+    vectors = embed_queries(engine, queries)
+    return [search(engine, q, k=k, qvecs=v) for q, v in zip(queries, vectors, strict=True)]

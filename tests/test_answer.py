@@ -109,3 +109,23 @@ def test_reference_for_researchers(engine):
     c = ask(engine, "Sahel").citations[0]
     assert c.reference() == (f"Antony Blinken, interview with France 2, 2021-10, "
                              f"answer {c.answer}, chars {c.start}\u2013{c.end}")
+
+
+def test_ask_many_answers_as_ask_does(engine):
+    """Batched questions (as the server groups them) get exactly what one-by-one asking gives,
+    and a refused question fails alone."""
+    from rag import Request, ask_many
+
+    gold = read_gold(GOLD)
+    requests = [Request(g["question"], k=1 + i % 4, previous=g.get("previous"))
+                for i, g in enumerate(gold)]
+    requests.insert(5, Request("   "))
+    requests.insert(9, Request("ok", k=0))
+    got = ask_many(engine, requests)
+    assert len(got) == len(requests)
+    for request, answer in zip(requests, got, strict=True):
+        if not request.question.strip() or request.k == 0:
+            assert isinstance(answer, QuestionError)
+            continue
+        expected = ask(engine, request.question, k=request.k, previous=request.previous)
+        assert answer.to_dict() == expected.to_dict()
