@@ -33,11 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--model", default=os.environ.get("RAG_MODEL"),
                         help="sentence-transformers model name or path "
                              "(default: the bundled all-MiniLM-L6-v2)")
-    common.add_argument("--backend", default=os.environ.get("RAG_BACKEND", "onnx"),
-                        choices=["onnx", "onnx-int8", "torch"],
-                        help="how the sentence-transformers model runs: onnx (default; "
-                             "exported once, same vectors, no torch at run time), onnx-int8 "
-                             "(int8 weights: faster, vectors within ~0.99 cosine), torch")
+    common.add_argument("--backend", default=os.environ.get("RAG_BACKEND", "onnx-int8"),
+                        choices=["onnx-int8", "onnx", "torch"],
+                        help="how the sentence-transformers model runs, exported once to "
+                             "ONNX and run without torch: onnx-int8 (default; int8 weights, "
+                             "vectors within ~0.99 cosine), onnx (the same vectors); or torch")
     common.add_argument("--cache-dir", default=os.environ.get("RAG_CACHE_DIR"),
                         help="where exported models are kept (default ~/.cache/rag/models)")
     common.add_argument("--no-multilingual", action="store_true",

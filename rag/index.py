@@ -88,22 +88,77 @@ def source_name(path: Path, root: Path) -> str:
 
 def embed_corpus(corpus: Corpus, embedder: Embedder,
                  progress: Callable[[int], None] | None = None) -> Vectors:
-    """Vectors for every passage, answer and interviewer question of a corpus."""
+    """Vectors for every passage, answer and interviewer question of a corpus.
+
+    A mean-pooled model runs only over the passages and the distinct questions: an answer's
+    vector pools its passages' tokens, and a pair's pools its question's and passage's, which
+    costs nothing more and covers answers longer than the model's window whole.
+    """
+    if getattr(embedder, "poolable", False):
+        vectors = _pooled_vectors(corpus, embedder, progress)
+    else:
+        vectors = _whole_vectors(corpus, embedder, progress)
+    vectors.faiss_index = make_faiss_index(vectors.passages)
+    return vectors
+
+
+def _in_steps(embed: Callable[[list[str]], object], texts: list[str],
+              progress: Callable[[int], None] | None, step: int = 256) -> list:
+    out = []
+    for i in range(0, len(texts), step):
+        out.append(embed(texts[i:i + step]))
+        if progress:
+            progress(min(step, len(texts) - i))
+    return out
+
+
+def _whole_vectors(corpus: Corpus, embedder: Embedder,
+                   progress: Callable[[int], None] | None) -> Vectors:
     texts = [p.text for p in corpus.passages]
     texts += [corpus.document_text(d) for d in corpus.documents]
     texts += [d.question or "" for d in corpus.documents]
     texts += [_pair(corpus.documents[p.doc].question, p.text) for p in corpus.passages]
-    out = []
-    step = 256
-    for i in range(0, len(texts), step):
-        out.append(embedder.embed_batch(texts[i:i + step]))
-        if progress:
-            progress(min(step, len(texts) - i))
-    matrix = np.concatenate(out) if out else np.zeros((0, embedder.dim), np.float32)
+    parts = _in_steps(embedder.embed_batch, texts, progress)
+    matrix = np.concatenate(parts) if parts else np.zeros((0, embedder.dim), np.float32)
     n, m = len(corpus.passages), len(corpus.documents)
-    vectors = Vectors(matrix[:n], matrix[n:n + m], matrix[n + m:n + 2 * m], matrix[n + 2 * m:])
-    vectors.faiss_index = make_faiss_index(vectors.passages)
-    return vectors
+    return Vectors(matrix[:n], matrix[n:n + m], matrix[n + m:n + 2 * m], matrix[n + 2 * m:])
+
+
+def _pooled_vectors(corpus: Corpus, embedder, progress: Callable[[int], None] | None) -> Vectors:
+    dim = embedder.dim
+    n, m = len(corpus.passages), len(corpus.documents)
+    distinct = sorted({d.question for d in corpus.documents if d.question})
+    parts = _in_steps(embedder.embed_pooled, [p.text for p in corpus.passages] + distinct,
+                      progress)
+    sums = np.concatenate([s for s, _ in parts]) if parts else np.zeros((0, dim), np.float32)
+    counts = np.concatenate([c for _, c in parts]) if parts else np.zeros(0, np.float32)
+    if progress:
+        progress(2 * n + 2 * m - len(sums))  # answers and pairs come for free
+    p_sums, p_counts = sums[:n], counts[:n]
+    q_row = {q: n + i for i, q in enumerate(distinct)}
+    doc_of = np.fromiter((p.doc for p in corpus.passages), dtype=np.int64, count=n)
+    d_sums = np.zeros((m, dim), np.float32)
+    d_counts = np.zeros(m, np.float32)
+    np.add.at(d_sums, doc_of, p_sums)
+    np.add.at(d_counts, doc_of, p_counts)
+    q_index = np.array([q_row.get(d.question, -1) for d in corpus.documents], dtype=np.int64)
+    q_sums = np.where(q_index[:, None] >= 0, sums[q_index], 0).astype(np.float32)
+    q_counts = np.where(q_index >= 0, counts[q_index], 0).astype(np.float32)
+    pair_sums = p_sums + q_sums[doc_of]
+    pair_counts = p_counts + q_counts[doc_of]
+    questions = np.zeros((m, dim), np.float32)
+    has_q = q_index >= 0
+    questions[has_q] = _mean(q_sums[has_q], q_counts[has_q])
+    if not has_q.all():  # an answer without a question: as the whole path embeds ""
+        questions[~has_q] = embedder.embed_batch([""])[0]
+    return Vectors(_mean(p_sums, p_counts), _mean(d_sums, d_counts), questions,
+                   _mean(pair_sums, pair_counts))
+
+
+def _mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    vectors = sums / np.maximum(counts, 1)[:, None]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def _pair(question: str | None, passage: str) -> str:

@@ -33,18 +33,17 @@ class Weights:
     """
 
     rank: tuple[tuple[str, float], ...] = (
-        ("dense.passage", 0.064), ("dense.answer", 0.261), ("dense.question", 0.0),
-        ("dense.pair", 0.0), ("multilingual.passage", 0.263), ("multilingual.answer", 0.151),
-        ("multilingual.question", 0.322), ("multilingual.pair", 0.372), ("lexical.passage", 0.01),
-        ("lexical.answer", 0.087), ("lexical.question", 0.0), ("lexical.pair", 0.815))
+        ("dense.passage", 0.062), ("dense.answer", 0.174), ("dense.question", 0.0),
+        ("dense.pair", 0.038), ("multilingual.passage", 0.215), ("multilingual.answer", 0.291),
+        ("multilingual.question", 0.195), ("multilingual.pair", 0.362), ("lexical.passage", 0.041),
+        ("lexical.answer", 0.0), ("lexical.question", 0.1), ("lexical.pair", 0.661))
     abstain: tuple[tuple[str, float], ...] = (
-        ("dense.passage", -0.086), ("dense.answer", 0.482), ("dense.question", 0.372),
-        ("dense.pair", 0.679), ("multilingual.passage", 1.105), ("multilingual.answer", 1.522),
-        ("multilingual.question", 1.252), ("multilingual.pair", 1.459),
-        ("lexical.passage", 0.722), ("lexical.answer", 0.938), ("lexical.question", 0.33),
-        ("lexical.pair", 0.873), ("fused", 1.018), ("query.unknown_names", -1.135),
-        ("query.unknown_terms", -2.21))
-    abstain_bias: float = 0.188
+        ("dense.passage", -0.013), ("dense.answer", 0.177), ("dense.question", 0.528),
+        ("dense.pair", 0.386), ("multilingual.passage", 1.169), ("multilingual.answer", 1.605),
+        ("multilingual.question", 1.179), ("multilingual.pair", 1.519), ("lexical.passage", 0.753),
+        ("lexical.answer", 0.968), ("lexical.question", 0.277), ("lexical.pair", 0.867),
+        ("fused", 1.017), ("query.unknown_names", -1.134), ("query.unknown_terms", -2.266))
+    abstain_bias: float = 0.35
     candidates: int = 100
 
     def vector(self, names: list[str], which: str = "rank") -> np.ndarray:

@@ -103,5 +103,5 @@ def test_the_command_line_loads_no_heavy_framework(project):
 
 def test_manifest_records_the_backend(project):
     manifest = json.loads(next((project / "index").glob("build-*/manifest.json")).read_text())
-    assert manifest["settings"]["backend"] == "onnx"
+    assert manifest["settings"]["backend"] == "onnx-int8"
     assert [m["name"] for m in manifest["models"]] == [DEFAULT_MODEL, MULTILINGUAL_MODEL]
