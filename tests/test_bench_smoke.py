@@ -50,3 +50,13 @@ def test_tatoeba_prints_both_directions(tmp_path):
     assert out["pairs"] == 30
     for figures in out["baselines"].values():
         assert in_unit_range(figures, ("en->fr", "fr->en"))
+
+
+@pytest.mark.skipif(not (DATA / "piaf-v1.1.json").exists(), reason="no PIAF data")
+def test_indexing_prints_throughput_and_quality_for_both_sides(tmp_path):
+    out = run_bench("indexing.py", ["--limit", "8", "--repeat", "1"], tmp_path)
+    assert out["texts"] == out["paragraphs"] + out["passages"] and out["paragraphs"] == 8
+    assert set(out["rows"]) == {"plain encode", "onnx-int8", "onnx"}
+    for row in out["rows"].values():
+        assert row["seconds"] > 0 and row["texts_per_s"] > 0
+        assert in_unit_range(row, ("R@1", "R@5"))
