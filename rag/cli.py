@@ -157,19 +157,31 @@ def _ask(args, load_engine) -> int:
         else:
             print(_readable(answer))
         return 0
+    # A file is answered 32 questions at a time, embedded together; standard input one line
+    # at a time, so a program feeding it a line gets that line's answer at once.
+    group = 1 if args.batch == "-" else 32
     stream = sys.stdin if args.batch == "-" else open(args.batch, encoding="utf-8",
                                                         errors="replace")
     with stream:
+        pending: list[str] = []
         for line in stream:
-            question = line.rstrip("\r\n")
-            if not question.strip():
-                continue
-            try:
-                record = ask(engine, question, k=args.k).to_dict()
-            except QuestionError as exc:
-                record = {"question": question[:200], "error": str(exc)}
-            print(json.dumps(record, ensure_ascii=False), flush=True)
+            if line.strip():
+                pending.append(line.rstrip("\r\n"))
+            if len(pending) >= group:
+                _answer_lines(engine, pending, args.k)
+                pending = []
+        _answer_lines(engine, pending, args.k)
     return 0
+
+
+def _answer_lines(engine, questions: list[str], k: int) -> None:
+    from .answer import Request, ask_many
+
+    for question, answer in zip(questions, ask_many(engine, [Request(q, k) for q in questions]),
+                                strict=True):
+        record = {"question": question[:200], "error": str(answer)} \
+            if isinstance(answer, QuestionError) else answer.to_dict()
+        print(json.dumps(record, ensure_ascii=False), flush=True)
 
 
 def _readable(answer) -> str:
