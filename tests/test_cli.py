@@ -39,6 +39,26 @@ def test_batch_keeps_order_and_reports_bad_lines(project):
     assert records[2]["abstained"] is True
 
 
+def test_batch_file_answers_as_single_questions_do(project, engine):
+    """A file is answered in groups; every line still gets what `rag ask` would give it."""
+    from rag import ask
+
+    from .conftest import GOLD
+
+    questions = [json.loads(line)["question"] for line in GOLD.read_text().splitlines()][:40]
+    questions.insert(33, "x" * 2_000)
+    path = project / "questions.txt"
+    path.write_text("\n".join(questions) + "\n\n", encoding="utf-8")
+    out = rag("ask", "--json", "--batch", str(path), cwd=project)
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["question"] for r in records] == [q[:200] for q in questions]
+    assert "too long" in records[33]["error"]
+    for question, record in zip(questions[30:36], records[30:36], strict=True):
+        if "error" not in record:
+            assert record == ask(engine, question).to_dict()
+
+
 @pytest.mark.parametrize("question, message", [
     ("", "empty"), ("  \t ", "empty"), ("x" * 10_000, "too long"),
 ])
