@@ -252,3 +252,53 @@ def test_rag_serve_command(project):
             proc.kill()
             out, _ = proc.communicate(timeout=10)
     assert "Traceback" not in out, out
+
+
+def test_queued_questions_are_answered_together_and_fail_alone():
+    """The worker takes every waiting question as one batch; one bad question fails alone."""
+    import threading
+
+    from rag.server import LockedAsk
+
+    started, gate, batches = threading.Event(), threading.Event(), []
+
+    def batch(engine, jobs):
+        started.set()
+        gate.wait(5)
+        batches.append([j.question for j in jobs])
+        return [ValueError(j.question) if j.question == "bad" else j.question.upper()
+                for j in jobs]
+
+    locked = LockedAsk(engine=None, batch=batch)
+    first = locked.submit("first")
+    assert started.wait(5)  # the worker is busy with the first question
+    waiting = [locked.submit(q) for q in ("a", "bad", "b")]
+    gate.set()
+    assert first.result(5) == "FIRST"
+    assert [f.exception(5) is None for f in waiting] == [True, False, True]
+    assert waiting[0].result() == "A" and waiting[2].result() == "B"
+    assert str(waiting[1].exception()) == "bad"
+    assert sorted(len(b) for b in batches) == [1, 3]
+
+
+def test_library_batch_function_is_used_when_present(monkeypatch):
+    """`answer_batch` in rag.answer gets the plain questions; follow-ups and its failures
+    fall back to one `ask` each."""
+    from rag import answer as answer_module
+    from rag import server
+
+    calls = []
+
+    def answer_batch(engine, questions, *, k=3):
+        calls.append((list(questions), k))
+        if "boom" in questions:
+            raise RuntimeError("batch failed")
+        return [f"batch:{q}" for q in questions]
+
+    monkeypatch.setattr(answer_module, "answer_batch", answer_batch, raising=False)
+    monkeypatch.setattr(server, "ask", lambda engine, q, k=3, previous=None: f"one:{q}")
+    grouped = server.library_batch()
+    jobs = [server.Job("x"), server.Job("y"), server.Job("z", previous="p"), server.Job("w", k=5)]
+    assert grouped(None, jobs) == ["batch:x", "batch:y", "one:z", "one:w"]
+    assert calls == [(["x", "y"], 3)]
+    assert grouped(None, [server.Job("boom"), server.Job("ok")]) == ["one:boom", "one:ok"]
