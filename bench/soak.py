@@ -221,8 +221,11 @@ def own_server(root: Path, *, timeout: float = 600) -> Iterator[Server]:
     Its output goes to a temporary file, so a crash or a traceback during a run can be counted.
     """
     port = free_port()
+    # This checkout's `rag` first, whatever the environment has installed.
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1",
-           "GRADIO_ANALYTICS_ENABLED": "False", "TOKENIZERS_PARALLELISM": "false"}
+           "GRADIO_ANALYTICS_ENABLED": "False", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": path}
     with tempfile.TemporaryDirectory(prefix="rag-serve-") as logs:
         log = Path(logs) / "serve.log"
         with open(log, "wb") as out:

@@ -6,10 +6,13 @@ nothing a client sends can produce a traceback or reveal a server path.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,7 +23,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .answer import MAX_K, MAX_QUESTION_CHARS, Answer, ask
+from .answer import MAX_K, MAX_QUESTION_CHARS, Answer, ask, ask_many
+from .answer import Request as Asked
 from .errors import QuestionError
 from .transcript import Transcript, parse_transcript
 
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
 MAX_BODY = 64 * 1024
 MAX_UI_BODY = 1024 * 1024  # the UI sends its chat history back with every question
 CONCURRENCY = 8
+MAX_BATCH = 32  # questions answered in one go by the worker
 
 
 def _mend(value: object) -> object:
@@ -88,20 +93,88 @@ class HealthOut(BaseModel):
     models: list[str]
 
 
+@dataclass
+class Job:
+    """One question waiting for the worker, and where its answer (or error) goes."""
+
+    question: str
+    k: int = 3
+    previous: str | None = None
+    future: Future = field(default_factory=Future)
+
+
+Batch = Callable[["Engine", list[Job]], list["Answer | Exception"]]
+
+
+def answer_each(engine: Engine, jobs: list[Job]) -> list[Answer | Exception]:
+    """One `ask` per job; a failure is that job's alone."""
+    out: list[Answer | Exception] = []
+    for job in jobs:
+        try:
+            out.append(ask(engine, job.question, k=job.k, previous=job.previous))
+        except Exception as exc:  # handed to the job's caller
+            out.append(exc)
+    return out
+
+
+def answer_together(engine: Engine, jobs: list[Job]) -> list[Answer | Exception]:
+    """All waiting jobs through `ask_many`, which embeds their questions in one batch.
+
+    If the batch itself fails, the jobs are asked one by one so that a bad question fails alone.
+    """
+    if len(jobs) < 2:
+        return answer_each(engine, jobs)
+    try:
+        return list(ask_many(engine, [Asked(j.question, j.k, j.previous) for j in jobs]))
+    except Exception:  # retried one by one
+        return answer_each(engine, jobs)
+
+
 class LockedAsk:
-    """`ask` on one dedicated thread.
+    """`ask` on one dedicated thread, which takes every question waiting at once.
 
     The embedding models are not safe to call from several threads, and every thread that has
     run them keeps its own buffers for good, so calls from the server's many worker threads
-    would grow its memory.
+    would grow its memory. Under load, questions queue while one is answered; the worker then
+    takes them all (up to MAX_BATCH) as one batch, embedded together by `ask_many`.
     """
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, batch: Batch | None = None):
         self.engine = engine
+        self.batch = batch or answer_together
+        self._pending: list[Job] = []
+        self._lock = threading.Lock()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-ask")
 
+    def submit(self, question: str, *, k: int = 3, previous: str | None = None) -> Future:
+        """Queue a question; the future holds its Answer or the error it raised."""
+        job = Job(question, k, previous)
+        with self._lock:
+            self._pending.append(job)
+        self._worker.submit(self._drain)
+        return job.future
+
     def __call__(self, question: str, *, k: int = 3, previous: str | None = None) -> Answer:
-        return self._worker.submit(ask, self.engine, question, k=k, previous=previous).result()
+        return self.submit(question, k=k, previous=previous).result()
+
+    async def answer(self, question: str, *, k: int = 3, previous: str | None = None) -> Answer:
+        """The same, awaited: no thread waits while the worker answers."""
+        return await asyncio.wrap_future(self.submit(question, k=k, previous=previous))
+
+    def _drain(self) -> None:
+        with self._lock:
+            jobs, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        if not jobs:  # an earlier drain took them
+            return
+        try:
+            outcomes = self.batch(self.engine, jobs)
+        except Exception as exc:  # every job hears of it
+            outcomes = [exc] * len(jobs)
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                job.future.set_exception(outcome)
+            else:
+                job.future.set_result(outcome)
 
 
 def transcripts_of(engine: Engine) -> dict[str, Transcript]:
@@ -146,19 +219,20 @@ def create_app(engine: Engine, *, transcripts: Mapping[str, Transcript] | None =
     return app
 
 
-def _add_routes(app: FastAPI, engine: Engine, answer: Callable[..., Answer]) -> None:
+def _add_routes(app: FastAPI, engine: Engine, answer: LockedAsk) -> None:
     errors = {code: {"model": ErrorOut} for code in (400, 413, 422)}
 
     @app.post("/api/ask", response_model=AnswerOut, responses=errors, tags=["api"])
-    def api_ask(body: AskRequest) -> dict:
+    async def api_ask(body: AskRequest) -> dict:
         """Answer a question with verbatim quotes and their citations, or abstain."""
         try:
-            return answer(body.question, k=body.k, previous=body.previous).to_dict()
+            found = await answer.answer(body.question, k=body.k, previous=body.previous)
         except QuestionError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
+        return found.to_dict()
 
     @app.get("/api/health", response_model=HealthOut, tags=["api"])
-    def api_health() -> dict:
+    async def api_health() -> dict:
         """Ready to answer: the index manifest and the models in use."""
         manifest = engine.index.manifest
         return {"status": "ready", "manifest": manifest,
@@ -166,7 +240,7 @@ def _add_routes(app: FastAPI, engine: Engine, answer: Callable[..., Answer]) -> 
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                    include_in_schema=False)
-    def api_other(rest: str) -> JSONResponse:
+    async def api_other(rest: str) -> JSONResponse:
         """Keep unknown API paths out of the UI's routes: a JSON 404 (or 405) instead."""
         if rest in ("ask", "health"):
             return JSONResponse({"error": "method not allowed"}, status_code=405)

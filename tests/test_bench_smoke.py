@@ -60,3 +60,34 @@ def test_indexing_prints_throughput_and_quality_for_both_sides(tmp_path):
     for row in out["rows"].values():
         assert row["seconds"] > 0 and row["texts_per_s"] > 0
         assert in_unit_range(row, ("R@1", "R@5"))
+
+
+PERCENTILE_KEYS = {"p50_ms", "p95_ms", "p99_ms"}
+
+
+def test_latency_prints_ours_baseline_and_ratios(tmp_path):
+    out = run_bench("latency.py", ["--smoke"], tmp_path)
+    assert out["questions"] == 5 and out["runs"] == 1
+    for side in ("ours", "baseline", "ratio"):
+        assert PERCENTILE_KEYS <= set(out[side])
+        assert all(out[side][k] > 0 for k in PERCENTILE_KEYS)
+    assert out["ours"]["calls"] == out["baseline"]["calls"] == 5
+
+
+def test_coldstart_times_ask_serve_and_baselines(tmp_path):
+    out = run_bench("coldstart.py", ["--smoke"], tmp_path)
+    for key in ("ask", "baseline", "python", "serve"):
+        assert len(out[key]["runs"]) == 1 and out[key]["median_s"] > 0
+    assert "gradio" not in out["ask_heavy_imports"]
+    assert out["ask_over_baseline"] > 0
+
+
+def test_load_runs_clients_without_errors(tmp_path):
+    out = run_bench("load.py", ["--clients", "5", "--seconds", "2", "--warmup", "1"], tmp_path)
+    assert out["errors"] == 0
+    (level,) = out["levels"]
+    assert level["clients"] == 5
+    for phase in ("health", "ask"):
+        assert level[phase]["errors"] == 0 and level[phase]["requests"] > 0
+        assert PERCENTILE_KEYS <= set(level[phase])
+    assert level["rss_kib"]["before"] and level["rss_kib"]["after"]

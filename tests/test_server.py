@@ -252,3 +252,47 @@ def test_rag_serve_command(project):
             proc.kill()
             out, _ = proc.communicate(timeout=10)
     assert "Traceback" not in out, out
+
+
+def test_queued_questions_are_answered_together_and_fail_alone():
+    """The worker takes every waiting question as one batch; one bad question fails alone."""
+    import threading
+
+    from rag.server import LockedAsk
+
+    started, gate, batches = threading.Event(), threading.Event(), []
+
+    def batch(engine, jobs):
+        started.set()
+        gate.wait(5)
+        batches.append([j.question for j in jobs])
+        return [ValueError(j.question) if j.question == "bad" else j.question.upper()
+                for j in jobs]
+
+    locked = LockedAsk(engine=None, batch=batch)
+    first = locked.submit("first")
+    assert started.wait(5)  # the worker is busy with the first question
+    waiting = [locked.submit(q) for q in ("a", "bad", "b")]
+    gate.set()
+    assert first.result(5) == "FIRST"
+    assert [f.exception(5) is None for f in waiting] == [True, False, True]
+    assert waiting[0].result() == "A" and waiting[2].result() == "B"
+    assert str(waiting[1].exception()) == "bad"
+    assert sorted(len(b) for b in batches) == [1, 3]
+
+
+def test_waiting_questions_are_answered_as_ask_answers_them(engine):
+    """The default batch (`ask_many`) keeps each job's own k and previous question, and an
+    empty question fails alone."""
+    from rag import ask as ask_one
+    from rag import server
+    from rag.errors import QuestionError
+
+    jobs = [server.Job("Que dit Blinken du Sahel ?"), server.Job("   "),
+            server.Job("What about AUKUS?", k=5),
+            server.Job("Et sur la Chine ?", previous="Que pense-t-il de l'Iran ?")]
+    outcomes = server.answer_together(engine, jobs)
+    assert isinstance(outcomes[1], QuestionError)
+    for job, got in zip(jobs, outcomes, strict=True):
+        if job.question.strip():
+            assert got == ask_one(engine, job.question, k=job.k, previous=job.previous)
