@@ -30,6 +30,7 @@ from .transcript import read_transcript
 
 FORMAT_VERSION = 2
 FLAT_LIMIT = 200_000  # above this many passages, an HNSW graph replaces exact search
+HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
 
 
 @dataclass(frozen=True)
@@ -171,9 +172,9 @@ def make_faiss_index(matrix: np.ndarray):
 
     dim = matrix.shape[1]
     if len(matrix) > FLAT_LIMIT:
-        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 128
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
     else:
         index = faiss.IndexFlatIP(dim)
     if len(matrix):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -67,25 +68,34 @@ class BM25:
 
     The normalised score divides by the most a document could score for this query, so it is
     comparable across questions and usable for abstention.
+
+    Postings are numpy arrays (per term: documents, term counts and each count's BM25
+    denominator) slicing three corpus-wide arrays, so a query costs a few vector operations
+    per term however large the corpus, and the index stays compact at a million passages.
     """
 
     documents: list[str]
     k1: float = 1.2
     b: float = 0.75
-    _postings: dict[str, list[tuple[int, int]]] = field(init=False, repr=False)
+    _postings: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        init=False, repr=False)
 
     def __post_init__(self):
-        self._postings = {}
+        term_ids: dict[str, int] = {}
+        terms_of, docs_of, tfs_of = array("i"), array("i"), array("i")
         lengths = np.zeros(len(self.documents), dtype=np.float32)
         for i, doc in enumerate(self.documents):
             terms = tokenize(doc)
             lengths[i] = len(terms)
             for term, tf in Counter(terms).items():
-                self._postings.setdefault(term, []).append((i, tf))
+                terms_of.append(term_ids.setdefault(term, len(term_ids)))
+                docs_of.append(i)
+                tfs_of.append(tf)
         n = max(len(self.documents), 1)
         self._avg = float(lengths.mean()) if len(lengths) else 1.0
         self._norm = self.k1 * (1 - self.b + self.b * lengths / max(self._avg, 1e-9))
-        self._idf = {t: math.log(1 + (n - len(p) + 0.5) / (len(p) + 0.5))
+        self._postings = _postings(term_ids, terms_of, docs_of, tfs_of, self._norm)
+        self._idf = {t: math.log(1 + (n - len(p[0]) + 0.5) / (len(p[0]) + 0.5))
                      for t, p in self._postings.items()}
         self._max_idf = math.log(1 + (n - 0.5) / 1.5)
 
@@ -107,9 +117,24 @@ class BM25:
             postings = self._postings.get(term)
             idf = self._idf.get(term, self._max_idf)
             best += idf * (self.k1 + 1)
-            if not postings:
+            if postings is None:
                 continue
-            docs = np.fromiter((d for d, _ in postings), dtype=np.int64, count=len(postings))
-            tfs = np.fromiter((t for _, t in postings), dtype=np.float32, count=len(postings))
-            out[docs] += idf * tfs * (self.k1 + 1) / (tfs + self._norm[docs])
+            docs, tfs, denominators = postings
+            out[docs] += idf * tfs * (self.k1 + 1) / denominators
         return out / best if best > 0 else out
+
+
+def _postings(term_ids: dict[str, int], terms_of: array, docs_of: array, tfs_of: array,
+              norm: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per term, views of its documents (ascending), counts and `tf + norm[doc]`, computed
+    once in float32 exactly as scoring used to compute them per query."""
+    terms = np.frombuffer(terms_of, dtype=np.int32)
+    order = np.argsort(terms, kind="stable")
+    docs = np.frombuffer(docs_of, dtype=np.int32)[order]
+    tfs = np.frombuffer(tfs_of, dtype=np.int32)[order].astype(np.float32)
+    denominators = tfs + norm[docs]
+    ends = np.cumsum(np.bincount(terms, minlength=len(term_ids)))
+    starts = ends - np.bincount(terms, minlength=len(term_ids))
+    return {term: (docs[starts[t]:ends[t]], tfs[starts[t]:ends[t]],
+                   denominators[starts[t]:ends[t]])
+            for term, t in term_ids.items()}

@@ -91,3 +91,20 @@ def test_load_runs_clients_without_errors(tmp_path):
         assert level[phase]["errors"] == 0 and level[phase]["requests"] > 0
         assert PERCENTILE_KEYS <= set(level[phase])
     assert level["rss_kib"]["before"] and level["rss_kib"]["after"]
+
+
+def test_scale_prints_exact_and_approximate_figures(tmp_path):
+    out = run_bench("scale.py", ["--smoke"], tmp_path)
+    dense = out["dense"]
+    assert {r["size"] for r in dense} == {500, 2000}
+    for size in (500, 2000):
+        rows = [r for r in dense if r["size"] == size]
+        assert rows[0]["index"].startswith("Flat") and rows[0]["recall@10"] == 1.0
+        assert len(rows) > 1 and sum(r["engine"] for r in rows) == 1
+    for row in dense:
+        assert in_unit_range(row, ["recall@10"])
+        assert row["p50_ms"] > 0 and row["p95_ms"] >= row["p50_ms"] and row["bytes"] > 0
+    assert all(r["p50_ratio"] > 0 for r in dense if not r["index"].startswith("Flat"))
+    assert [r["size"] for r in out["lexical"]] == [300, 1000]
+    assert all(r["same_scores"] and r["p50_ratio"] > 0 for r in out["lexical"])
+    assert out["engine"] and all(r["p50_ms"] > 0 for r in out["engine"])

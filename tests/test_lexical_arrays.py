@@ -1,0 +1,54 @@
+"""BM25 with numpy postings scores exactly as the list-based version it replaced, on the
+transcript and on PIAF, so the speed-up changes no ranking, threshold or figure."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.corpus import corpus_from_transcripts
+from rag.lexical import BM25
+from rag.transcript import read_transcript
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from bm25_lists import ListBM25  # noqa: E402
+
+TRANSCRIPT = ROOT / "data" / "blinken-france2-2021-10.txt"
+PIAF = ROOT.parent / "shared" / "data" / "piaf-v1.1.json"
+
+
+def assert_same_scores(documents: list[str], queries: list[str], **params) -> None:
+    new, old = BM25(documents, **params), ListBM25(documents, **params)
+    assert new.vocabulary == old.vocabulary
+    for query in queries:
+        for ignore in (frozenset(), frozenset({"blinke", "france"})):
+            a, b = new.scores(query, ignore=ignore), old.scores(query, ignore=ignore)
+            assert a.dtype == b.dtype and np.array_equal(a, b), query
+
+
+def test_transcript_scores_unchanged():
+    corpus = corpus_from_transcripts([read_transcript(TRANSCRIPT, source="t")])
+    gold = [json.loads(line)["question"]
+            for line in (ROOT / "tests" / "gold.jsonl").read_text().splitlines() if line]
+    queries = gold + ["", "le la les", "Etats-Unis 2021 AUKUS sous-marins"]
+    assert_same_scores([p.text for p in corpus.passages], queries)
+    assert_same_scores([corpus.document_text(d) for d in corpus.documents], queries, k1=0.1)
+
+
+@pytest.mark.skipif(not PIAF.exists(), reason="no PIAF data")
+def test_piaf_scores_unchanged():
+    data = json.loads(PIAF.read_text(encoding="utf-8"))["data"]
+    paragraphs = [p["context"] for article in data[::2] for p in article["paragraphs"]]
+    queries = [qa["question"] for article in data[:40:2] for p in article["paragraphs"]
+               for qa in p["qas"]]
+    assert_same_scores(paragraphs, queries)
+
+
+def test_empty_corpus_and_empty_documents():
+    assert BM25([]).scores("France").shape == (0,)
+    assert_same_scores(["", "la", "France France"], ["France", "la"])
