@@ -27,6 +27,7 @@ Built approximate indexes of 100k vectors and more are cached in bench/.cache/sc
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -117,7 +118,7 @@ class _Lazy:
         self.name, self.dim, self._inner = name, {DEFAULT_MODEL: 384}.get(name, 512), None
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
-        self._inner = self._inner or load_embedder(self.name)
+        self._inner = self._inner or load_embedder(self.name, backend="torch")
         return self._inner.embed_batch(texts)
 
 
@@ -229,7 +230,7 @@ def dense_rows(model: str, vectors: np.ndarray, queries: np.ndarray, sizes: list
         rows.append(flat)
         del exact
         for spec in with_engine(candidates):
-            key = f"{cache_tag}-{model.split('/')[-1]}-{n}" if cache_tag and n >= 100_000 else None
+            key = f"{cache_tag}-{n}" if cache_tag and n >= 100_000 else None
             index, built = build_approx(spec, base, key)
             size = index_bytes(index)
             for value in spec.searches:
@@ -338,7 +339,8 @@ class _Fixed:
 
 
 def scaled_engine(paragraphs: list[Paragraph], n: int, dense: dict[str, np.ndarray],
-                  queries: dict[str, dict[str, np.ndarray]], cache_tag: str | None) -> Engine:
+                  queries: dict[str, dict[str, np.ndarray]],
+                  cache_tag: dict[str, str] | None) -> Engine:
     """An engine over n passages: PIAF paragraphs then word-shuffled copies, with synthetic
     vectors standing in for their embeddings, and the FAISS index the engine picks for n."""
     rounds = -(-n // len(build_corpus(paragraphs).passages))
@@ -357,7 +359,7 @@ def scaled_engine(paragraphs: list[Paragraph], n: int, dense: dict[str, np.ndarr
         p = matrix[:n]
         rng = np.random.default_rng(i)
         if n > rag_index.FLAT_LIMIT:  # make_faiss_index's choice, through the build cache
-            key = f"{cache_tag}-{model.split('/')[-1]}-{n}" if cache_tag else None
+            key = f"{cache_tag[model]}-{n}" if cache_tag else None
             faiss_index, _ = build_approx(engine_approx(), p, key)
             set_search(faiss_index, engine_approx(), rag_index.HNSW_EF_SEARCH)
         else:
@@ -372,7 +374,7 @@ def scaled_engine(paragraphs: list[Paragraph], n: int, dense: dict[str, np.ndarr
 
 def engine_rows(paragraphs: list[Paragraph], sizes: list[int], dense: dict[str, np.ndarray],
                 queries: dict[str, dict[str, np.ndarray]], baseline_limit: int,
-                cache_tag: str | None) -> list[dict]:
+                cache_tag: dict[str, str] | None) -> list[dict]:
     """Whole retrieval (rag.retrieve.search), the engine as it is against list BM25 + exact."""
     rows = []
     texts = list(next(iter(queries.values())))
@@ -503,17 +505,20 @@ def run(args) -> dict:
     _, asked, paragraphs = piaf_texts(args.limit)
     asked = asked[:args.queries]
     largest = max(args.sizes + args.engine_sizes, default=0)
-    cache_tag = None if args.smoke else f"s{SEED}n{NOISE}"
+    cache_tags: dict[str, str] | None = None if args.smoke else {}
     print(DENSE_HEADER)
     for short in args.models:
         model = MODELS[short]
         real, queries = real_vectors(model, args.limit)
+        if cache_tags is not None:  # built indexes are only reused over the same vectors
+            fingerprint = hashlib.sha1(real.tobytes()).hexdigest()[:10]
+            cache_tags[model] = f"s{SEED}n{NOISE}-{model.split('/')[-1]}-{fingerprint}"
         queries = queries[:args.queries]
         dense[model] = grow(real, largest)
         query_vectors[model] = dict(zip(asked, queries, strict=True))
         report["real_vectors"] = len(real)
         report["dense"] += dense_rows(model, dense[model], queries, args.sizes, CANDIDATES,
-                                      cache_tag)
+                                      cache_tags and cache_tags[model])
     if args.lexical_sizes:
         print(LEXICAL_HEADER)
         passages = [p.text for p in build_corpus(paragraphs).passages]
@@ -522,7 +527,7 @@ def run(args) -> dict:
     if args.engine_sizes:
         print(ENGINE_HEADER)
         report["engine"] = engine_rows(paragraphs, args.engine_sizes, dense, query_vectors,
-                                       args.baseline_limit, cache_tag)
+                                       args.baseline_limit, cache_tags)
     return report
 
 
