@@ -79,11 +79,11 @@ class Approx:
 def engine_approx() -> Approx:
     """The HNSW the engine builds above rag.index.FLAT_LIMIT."""
     return Approx("hnsw", rag_index.HNSW_M, rag_index.HNSW_EF_CONSTRUCTION,
-                  (rag_index.HNSW_EF_SEARCH,))
+                  tuple(ef for _, ef in rag_index.HNSW_EF_SEARCH))
 
 
 CANDIDATES = (
-    Approx("hnsw", 32, 80, (32, 64, 128, 256, 512)),
+    Approx("hnsw", 32, 80, (32, 64, 128, 256, 512, 1024)),
     Approx("ivf", 4, 0, (16, 64, 128, 256)),
 )
 
@@ -237,7 +237,8 @@ def dense_rows(model: str, vectors: np.ndarray, queries: np.ndarray, sizes: list
                 set_search(index, spec, value)
                 found, seconds = timed_search(index, queries)
                 mine = (spec.kind, spec.build, spec.construction, value) == (
-                    engine.kind, engine.build, engine.construction, engine.searches[0])
+                    engine.kind, engine.build, engine.construction,
+                    rag_index.hnsw_ef_search(n))
                 rows.append({"model": model, "size": n, "index": spec.label(value),
                              "p50_ms": ms(seconds, 50), "p95_ms": ms(seconds, 95),
                              "recall@10": round(recall(found, truth), 4), "bytes": size,
@@ -361,7 +362,7 @@ def scaled_engine(paragraphs: list[Paragraph], n: int, dense: dict[str, np.ndarr
         if n > rag_index.FLAT_LIMIT:  # make_faiss_index's choice, through the build cache
             key = f"{cache_tag[model]}-{n}" if cache_tag else None
             faiss_index, _ = build_approx(engine_approx(), p, key)
-            set_search(faiss_index, engine_approx(), rag_index.HNSW_EF_SEARCH)
+            set_search(faiss_index, engine_approx(), rag_index.hnsw_ef_search(n))
         else:
             faiss_index = make_faiss_index(p)
         vectors[model] = Vectors(p, matrix[rng.integers(0, len(matrix), m)],
@@ -498,9 +499,10 @@ def sizes_arg(text: str) -> list[int]:
 
 def run(args) -> dict:
     report = {"queries": args.queries, "noise": NOISE, "dense": [], "lexical": [],
-              "engine": [], "engine_index": {"flat_limit": rag_index.FLAT_LIMIT,
-                                             "approx": engine_approx().label(
-                                                 rag_index.HNSW_EF_SEARCH)}}
+              "engine": [], "engine_index": {
+                  "flat_limit": rag_index.FLAT_LIMIT,
+                  "approx": f"HNSW{rag_index.HNSW_M} efC{rag_index.HNSW_EF_CONSTRUCTION}",
+                  "ef_search": [list(step) for step in rag_index.HNSW_EF_SEARCH]}}
     dense, query_vectors = {}, {}
     _, asked, paragraphs = piaf_texts(args.limit)
     asked = asked[:args.queries]

@@ -29,8 +29,16 @@ from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, Index
 from .transcript import read_transcript
 
 FORMAT_VERSION = 2
-FLAT_LIMIT = 200_000  # above this many passages, an HNSW graph replaces exact search
-HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 128
+FLAT_LIMIT = 20_000  # above this many passages, an HNSW graph replaces exact search
+HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
+# Search depth by corpus size: the smallest that keeps recall@10 against exact search
+# at 0.95 or more in bench/scale.py (docs/performance.md, "Scale").
+HNSW_EF_SEARCH = ((200_000, 256), (None, 1024))
+
+
+def hnsw_ef_search(n: int) -> int:
+    """The HNSW search depth for a corpus of n passages."""
+    return next(ef for limit, ef in HNSW_EF_SEARCH if limit is None or n <= limit)
 
 
 @dataclass(frozen=True)
@@ -174,7 +182,7 @@ def make_faiss_index(matrix: np.ndarray):
     if len(matrix) > FLAT_LIMIT:
         index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = HNSW_EF_SEARCH
+        index.hnsw.efSearch = hnsw_ef_search(len(matrix))
     else:
         index = faiss.IndexFlatIP(dim)
     if len(matrix):
@@ -345,6 +353,8 @@ def load_index(index_dir: Path, *, root: Path, sources: list[Path] | None = None
         for entry in manifest["models"]:
             slug = _slug(entry["name"])
             index = faiss.read_index(str(build / f"{slug}.faiss"))
+            if hasattr(index, "hnsw"):  # the depth is a search setting, not the build's
+                index.hnsw.efSearch = hnsw_ef_search(index.ntotal)
             passages = index.reconstruct_n(0, index.ntotal) if index.ntotal else \
                 np.zeros((0, entry["dim"]), np.float32)
             context = np.load(build / f"{slug}.context.npy", allow_pickle=False)

@@ -107,6 +107,15 @@ def embed_queries(engine: Engine, queries: list[str]) -> list[dict[str, np.ndarr
     return [{name: m[i] for name, m in matrices.items()} for i in range(len(queries))]
 
 
+def top_ids(scores: np.ndarray, count: int) -> np.ndarray:
+    """Ids of the (at most) `count` highest positive scores, in no order: linear time, and
+    only over the documents that score at all, since a full sort dominates at a million."""
+    hits = np.flatnonzero(scores > 0)
+    if len(hits) <= count:
+        return hits
+    return hits[np.argpartition(-scores[hits], count - 1)[:count]]
+
+
 def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | None = None,
                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Candidate passage ids and their raw signals (rows) by name (columns)."""
@@ -119,7 +128,7 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
     if n <= engine.weights.candidates * 4:
         ids = np.arange(n)
     else:
-        pool = set(np.argsort(-lex["passage"])[: engine.weights.candidates].tolist())
+        pool = set(top_ids(lex["passage"], engine.weights.candidates).tolist())
         for name, vec in engine.index.vectors.items():
             _, found = vec.faiss_index.search(qvecs[name][None, :], engine.weights.candidates)
             pool.update(int(i) for i in found[0] if i >= 0)

@@ -109,3 +109,38 @@ def test_read_only_index_folder_is_a_clear_error(scratch, embedders):
         target = scratch / "index"
     with pytest.raises(IndexWriteError):
         build(target, root=scratch, embedders=dict(embedders))
+
+
+def test_large_corpus_gets_an_hnsw_graph_searched_at_its_size_depth(scratch, embedders,
+                                                                   monkeypatch, engine):
+    """Past FLAT_LIMIT passages the index is an HNSW graph; loading sets the search depth
+    for its size, and answers (candidates taken from the graph) match exact search's."""
+    from dataclasses import replace
+
+    from rag import ask
+    from rag import index as rag_index
+    from rag.retrieve import open_engine
+
+    monkeypatch.setattr(rag_index, "FLAT_LIMIT", 10)
+    build(scratch / "index", root=scratch, embedders=dict(embedders))
+    loaded = load_index(scratch / "index", root=scratch)
+    assert loaded.manifest["index_type"] == "hnsw"
+    n = len(loaded.corpus.passages)
+    for vec in loaded.vectors.values():
+        assert vec.faiss_index.hnsw.efSearch == rag_index.hnsw_ef_search(n) >= 100
+    few = replace(engine.weights, candidates=2)  # so that candidates come from the index
+    assert n > 4 * few.candidates
+    graph = open_engine(loaded, embedders=dict(embedders), weights=few)
+    exact_engine = open_engine(engine.index, embedders=dict(embedders), weights=few)
+    text = (scratch / "data" / "blinken-france2-2021-10.txt").read_text(encoding="utf-8")
+    for question in ("Que dit Blinken du Sahel ?", "What did he say about AUKUS?"):
+        got, exact = ask(graph, question), ask(exact_engine, question)
+        assert [c.start for c in got.citations] == [c.start for c in exact.citations]
+        assert all(text[c.start:c.end] == c.text for c in got.citations)
+
+
+def test_search_depth_grows_with_the_corpus():
+    from rag.index import HNSW_EF_SEARCH, hnsw_ef_search
+
+    depths = [hnsw_ef_search(n) for n in (1_000, 100_000, 1_000_000, 10**8)]
+    assert depths == sorted(depths) and depths[-1] == HNSW_EF_SEARCH[-1][1]
