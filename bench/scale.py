@@ -444,10 +444,11 @@ def plot(report: dict, path: Path) -> None:
             if len(line) < 2:
                 continue
             exact = label.startswith("Flat")
-            chosen = any(r["engine"] for r in rows if r["index"] == label)
-            ax.plot(*xy(line), marker="o", lw=2.2 if exact or chosen else 0.9,
-                    alpha=1.0 if exact or chosen else 0.45,
-                    label=f"{short}: {label}" if exact or chosen else None)
+            ax.plot(*xy(line), marker="o", lw=2.2 if exact else 0.9,
+                    alpha=1.0 if exact else 0.4, label=f"{short}: {label}" if exact else None)
+        chosen = sorted((r["size"], r["p50_ms"]) for r in rows if r["engine"])
+        ax.plot(*xy(chosen), marker="*", markersize=9, lw=2.4,
+                label=f"{short}: the engine's index at each size")
     if report.get("lexical"):
         line = [(r["size"], r["arrays_p50_ms"]) for r in report["lexical"]]
         ax.plot(*xy(line), marker="s", ls="--", color="black", label="BM25 scores (arrays)")

@@ -10,7 +10,9 @@ questions and a single calibrated threshold decides abstention.
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -102,8 +104,18 @@ def open_engine(index: Index, *, weights: Weights = Weights(),
 
 
 def embed_queries(engine: Engine, queries: list[str]) -> list[dict[str, np.ndarray]]:
-    """Each query's vector under each model, one batch per model (cheaper than one by one)."""
-    matrices = {name: emb.embed_batch(list(queries)) for name, emb in engine.embedders.items()}
+    """Each query's vector under each model, one batch per model (cheaper than one by one).
+
+    The models run side by side, one thread each: each runs its own work on one core, and
+    encoding the question is most of what a warm answer costs.
+    """
+    names = list(engine.embedders)
+    texts = list(queries)
+    if len(names) < 2:
+        outputs = [engine.embedders[n].embed_batch(texts) for n in names]
+    else:
+        outputs = list(_threads().map(lambda n: engine.embedders[n].embed_batch(texts), names))
+    matrices = dict(zip(names, outputs, strict=True))
     return [{name: m[i] for name, m in matrices.items()} for i in range(len(queries))]
 
 
@@ -114,6 +126,25 @@ def top_ids(scores: np.ndarray, count: int) -> np.ndarray:
     if len(hits) <= count:
         return hits
     return hits[np.argpartition(-scores[hits], count - 1)[:count]]
+
+
+@cache
+def _threads() -> ThreadPoolExecutor:
+    """Two long-lived threads for a question's independent steps (the embedding models,
+    the FAISS searches): a fixed few, as every thread that runs a model keeps its buffers."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="rag-step")
+
+
+def nearest(searches: list[tuple[object, np.ndarray]], count: int) -> list[np.ndarray]:
+    """Each (FAISS index, query vector)'s `count` nearest ids. Two or more indexes are
+    searched side by side: FAISS releases the GIL, and on a large corpus these searches are
+    most of a question's cost."""
+    def one(index, q):
+        return index.search(q[None, :], count)[1][0]
+
+    if len(searches) < 2 or searches[0][0].ntotal < 1000:
+        return [one(index, q) for index, q in searches]
+    return list(_threads().map(lambda s: one(*s), searches))
 
 
 def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | None = None,
@@ -129,9 +160,9 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
         ids = np.arange(n)
     else:
         pool = set(top_ids(lex["passage"], engine.weights.candidates).tolist())
-        for name, vec in engine.index.vectors.items():
-            _, found = vec.faiss_index.search(qvecs[name][None, :], engine.weights.candidates)
-            pool.update(int(i) for i in found[0] if i >= 0)
+        searches = [(vec.faiss_index, qvecs[name]) for name, vec in engine.index.vectors.items()]
+        for found in nearest(searches, engine.weights.candidates):
+            pool.update(int(i) for i in found if i >= 0)
         ids = np.array(sorted(pool), dtype=np.int64)
     docs = engine._doc_of[ids]
     columns, names = [], []
