@@ -385,6 +385,15 @@ def load_ui():
     return ui
 
 
+def _preload_ui() -> None:
+    """Import the UI module and Gradio ahead of `create_app`; a failure shows up there."""
+    try:
+        load_ui()
+        import gradio  # noqa: F401
+    except Exception:  # create_app reports it
+        pass
+
+
 def serve(*, index_dir: str | Path = "index", root: str | Path | None = None,
           settings: IndexSettings | None = None, host: str = "127.0.0.1", port: int = 7860,
           root_path: str = "", cors_origins: Iterable[str] = (),
@@ -394,10 +403,14 @@ def serve(*, index_dir: str | Path = "index", root: str | Path | None = None,
 
     from .engine import load_engine
 
+    # Importing Gradio is most of the start; it runs while the engine loads.
+    preload = threading.Thread(target=_preload_ui, name="rag-preload", daemon=True)
+    preload.start()
     engine = load_engine(index_dir, root=root, settings=settings, rebuild=True,
                          cache_dir=cache_dir,
                          on_rebuild=lambda why: print(f"rag: rebuilding the index: {why}",
                                                       file=sys.stderr, flush=True))
+    preload.join()
     app = create_app(engine, root_path=root_path, cors_origins=list(cors_origins))
     print(f"rag: serving on http://{host}:{port}{root_path}/", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, root_path=root_path, log_level="warning",
