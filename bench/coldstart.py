@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from soak import copied_project  # noqa: E402
+from soak import copied_project, stop  # noqa: E402
 
 QUESTION = "Que dit Blinken du Sahel ?"
 HEAVY = ("torch", "transformers", "sentence_transformers", "gradio", "fastapi", "uvicorn",
@@ -127,12 +127,7 @@ def serve_once(cwd: Path) -> float:
                 time.sleep(0.05)
         raise RuntimeError("rag serve did not become ready")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def heavy_imports(cwd: Path) -> list[str]:

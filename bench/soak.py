@@ -214,6 +214,16 @@ def tracebacks(log: Path | None) -> int | None:
     return log.read_text(encoding="utf-8", errors="replace").count("Traceback")
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate a server process, killing it if it lingers."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextlib.contextmanager
 def own_server(root: Path, *, timeout: float = 600) -> Iterator[Server]:
     """`rag serve` on 127.0.0.1 in `root` (which holds data/ and index/), stopped at the end.
@@ -237,12 +247,7 @@ def own_server(root: Path, *, timeout: float = 600) -> Iterator[Server]:
             wait_ready(url, timeout=timeout, alive=lambda: proc.poll() is None)
             yield Server(url, proc.pid, log)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop(proc)
 
 
 @contextlib.contextmanager
