@@ -93,6 +93,7 @@ def test_load_runs_clients_without_errors(tmp_path):
     assert level["rss_kib"]["before"] and level["rss_kib"]["after"]
 
 
+@pytest.mark.skipif(not (DATA / "piaf-v1.1.json").exists(), reason="no PIAF data")
 def test_scale_prints_exact_and_approximate_figures(tmp_path):
     out = run_bench("scale.py", ["--smoke"], tmp_path)
     dense = out["dense"]
