@@ -4,6 +4,8 @@ folded (so `Etats` matches `États`), and words cut to their first six letters.
 The six-letter prefix is a light stemmer that works as well as Snowball on French QA (PIAF) and
 also matches English cognates of French words (`cooperation`/`coopération`, `security`/
 `sécurité`, `diplomatic`/`diplomatique`), which helps English questions about French text.
+Character 4-grams (`char_grams`) reach what prefixes miss: words that differ at the start or
+past six letters (`désengagement`/`engagement`/`disengaging`, `retrait`/`retirent`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import unicodedata
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -62,6 +65,21 @@ def tokenize(text: str) -> list[str]:
             or (w.isdigit() and len(w) == 4)]
 
 
+GRAM = 4
+
+
+def char_grams(text: str) -> list[str]:
+    """Folded character 4-grams of each content word (a shorter word stays whole)."""
+    text = _ELISION.sub(" ", text.lower())
+    grams = []
+    for w in _WORD.findall(text):
+        if w in STOP_WORDS or w.isdigit():
+            continue
+        w = _fold(w)
+        grams += [w[i:i + GRAM] for i in range(len(w) - GRAM + 1)] or [w]
+    return grams
+
+
 @dataclass
 class BM25:
     """Okapi BM25 over a list of documents, scores normalised to [0, 1] per query.
@@ -77,6 +95,7 @@ class BM25:
     documents: list[str]
     k1: float = 1.2
     b: float = 0.75
+    analyzer: Callable[[str], list[str]] = field(default=tokenize, repr=False)  # text -> terms
     _postings: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
         init=False, repr=False)
 
@@ -85,7 +104,7 @@ class BM25:
         terms_of, docs_of, tfs_of = array("i"), array("i"), array("i")
         lengths = np.zeros(len(self.documents), dtype=np.float32)
         for i, doc in enumerate(self.documents):
-            terms = tokenize(doc)
+            terms = self.analyzer(doc)
             lengths[i] = len(terms)
             for term, tf in Counter(terms).items():
                 terms_of.append(term_ids.setdefault(term, len(term_ids)))
@@ -109,7 +128,7 @@ class BM25:
         Terms in `ignore` (such as the speaker's name) neither score nor count as missing.
         """
         out = np.zeros(len(self.documents), dtype=np.float32)
-        terms = [t for t in tokenize(query) if t not in ignore]
+        terms = [t for t in self.analyzer(query) if t not in ignore]
         if not terms:
             return out
         best = 0.0

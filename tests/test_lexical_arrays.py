@@ -52,3 +52,13 @@ def test_piaf_scores_unchanged():
 def test_empty_corpus_and_empty_documents():
     assert BM25([]).scores("France").shape == (0,)
     assert_same_scores(["", "la", "France France"], ["France", "la"])
+
+
+def test_character_grams_match_words_that_share_no_prefix():
+    from rag.lexical import char_grams
+
+    assert char_grams("l’Hôtel de l’ONU") == ["hote", "otel", "onu"]
+    assert set(char_grams("engagement")) <= set(char_grams("désengagement"))
+    bm25 = BM25(["un désengagement américain", "la coopération au Sahel"], analyzer=char_grams)
+    scores = bm25.scores("engagement")
+    assert scores[0] > 0 and scores[1] == 0
