@@ -66,18 +66,20 @@ def tokenize(text: str) -> list[str]:
 
 
 GRAM = 4
+COUNTS_CACHED = 1024
 
 
 def char_grams(text: str) -> list[str]:
     """Folded character 4-grams of each content word (a shorter word stays whole)."""
     text = _ELISION.sub(" ", text.lower())
-    grams = []
-    for w in _WORD.findall(text):
-        if w in STOP_WORDS or w.isdigit():
-            continue
-        w = _fold(w)
-        grams += [w[i:i + GRAM] for i in range(len(w) - GRAM + 1)] or [w]
-    return grams
+    return [g for w in _WORD.findall(text) if w not in STOP_WORDS and not w.isdigit()
+            for g in _grams(w)]
+
+
+@lru_cache(maxsize=65536)
+def _grams(word: str) -> tuple[str, ...]:
+    word = _fold(word)
+    return tuple(word[i:i + GRAM] for i in range(len(word) - GRAM + 1)) or (word,)
 
 
 @dataclass
@@ -141,6 +143,51 @@ class BM25:
             docs, tfs, denominators = postings
             out[docs] += idf * tfs * (self.k1 + 1) / denominators
         return out / best if best > 0 else out
+
+
+@dataclass
+class GramBM25:
+    """BM25 over character grams, scored only for the documents asked (the candidates).
+
+    A word gives several grams, so postings over a large corpus would cost far more than the
+    words' own; this keeps only document frequencies and lengths, and counts a candidate's grams
+    when it is scored (about 30 µs; the last COUNTS_CACHED documents' counts are kept, so a small
+    corpus pays it once). Scores equal `BM25(documents, analyzer=char_grams)` at those documents.
+    """
+
+    documents: list[str]
+    k1: float = 1.2
+    b: float = 0.75
+
+    def __post_init__(self):
+        frequencies: Counter = Counter()
+        lengths = np.zeros(len(self.documents), dtype=np.float32)
+        for i, doc in enumerate(self.documents):
+            grams = char_grams(doc)
+            lengths[i] = len(grams)
+            frequencies.update(set(grams))
+        n = max(len(self.documents), 1)
+        avg = float(lengths.mean()) if len(lengths) else 1.0
+        self._norm = self.k1 * (1 - self.b + self.b * lengths / max(avg, 1e-9))
+        self._idf = {g: math.log(1 + (n - f + 0.5) / (f + 0.5)) for g, f in frequencies.items()}
+        self._max_idf = math.log(1 + (n - 0.5) / 1.5)
+        self._counts = lru_cache(maxsize=COUNTS_CACHED)(lambda i: Counter(char_grams(
+            self.documents[i])))
+
+    def scores(self, query: str, ids: np.ndarray,
+               ignore: set[str] | frozenset[str] = frozenset()) -> np.ndarray:
+        """Normalised score of the documents `ids` (in that order) for the query."""
+        out = np.zeros(len(ids), dtype=np.float32)
+        grams = [g for g in char_grams(query) if g not in ignore]
+        best = sum(self._idf.get(g, self._max_idf) for g in grams) * (self.k1 + 1)
+        weights = {g: self._idf[g] * grams.count(g) for g in set(grams) if g in self._idf}
+        if best <= 0 or not weights:
+            return out
+        for row, i in enumerate(ids.tolist()):
+            counts = self._counts(i)
+            out[row] = sum(w * counts[g] * (self.k1 + 1) / (counts[g] + self._norm[i])
+                           for g, w in weights.items() if g in counts)
+        return out / best
 
 
 def _postings(term_ids: dict[str, int], terms_of: array, docs_of: array, tfs_of: array,

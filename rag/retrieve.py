@@ -20,7 +20,7 @@ import numpy as np
 from .corpus import Document, Passage
 from .embed import DEFAULT_BACKEND, MULTILINGUAL_MODEL, Embedder, load_embedder
 from .index import Index
-from .lexical import BM25, char_grams, tokenize
+from .lexical import BM25, GramBM25, char_grams, tokenize
 
 SIGNALS = ("passage", "answer", "question", "pair")
 
@@ -72,7 +72,7 @@ class Engine:
     embedders: dict[str, Embedder]
     weights: Weights = Weights()
     _bm25: dict[str, BM25] = field(default_factory=dict, repr=False)
-    _grams: BM25 | None = field(default=None, repr=False)
+    _grams: GramBM25 | None = field(default=None, repr=False)
 
     def __post_init__(self):
         corpus = self.index.corpus
@@ -91,7 +91,7 @@ class Engine:
         # Who is speaking is known for every passage: naming them in a question selects nothing.
         self._speaker_terms = {t for d in corpus.documents for t in tokenize(d.speaker or "")}
         self._vocabulary |= self._speaker_terms
-        self._grams = BM25(self._bm25["pair"].documents, analyzer=char_grams)
+        self._grams = GramBM25(self._bm25["pair"].documents)
         self._speaker_grams = {g for d in corpus.documents for g in char_grams(d.speaker or "")}
 
 
@@ -142,7 +142,7 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
     columns += [lex["passage"][ids], lex["answer"][docs], lex["question"][docs],
                 lex["pair"][ids]]
     names += [f"lexical.{s}" for s in SIGNALS]
-    columns.append(engine._grams.scores(query, ignore=engine._speaker_grams)[ids])
+    columns.append(engine._grams.scores(query, ids, ignore=engine._speaker_grams))
     names.append("grams.pair")
     return ids, np.stack(columns, axis=1).astype(np.float32), names
 
