@@ -66,7 +66,6 @@ def tokenize(text: str) -> list[str]:
 
 
 GRAM = 4
-COUNTS_CACHED = 1024
 
 
 def char_grams(text: str) -> list[str]:
@@ -149,10 +148,10 @@ class BM25:
 class GramBM25:
     """BM25 over character grams, scored only for the documents asked (the candidates).
 
-    A word gives several grams, so postings over a large corpus would cost far more than the
-    words' own; this keeps only document frequencies and lengths, and counts a candidate's grams
-    when it is scored (about 30 µs; the last COUNTS_CACHED documents' counts are kept, so a small
-    corpus pays it once). Scores equal `BM25(documents, analyzer=char_grams)` at those documents.
+    A word gives several grams, so postings would make every query touch far more of a large
+    corpus than the words' own do; instead each document keeps its distinct grams and counts
+    (compact arrays), and a query gathers those of its candidates: the cost follows the number
+    of candidates, not the corpus. Scores equal `BM25(documents, analyzer=char_grams)`.
     """
 
     documents: list[str]
@@ -160,33 +159,53 @@ class GramBM25:
     b: float = 0.75
 
     def __post_init__(self):
-        frequencies: Counter = Counter()
+        self._ids: dict[str, int] = {}
+        grams_of, counts_of = array("i"), array("i")
+        ends = np.zeros(len(self.documents) + 1, dtype=np.int64)
         lengths = np.zeros(len(self.documents), dtype=np.float32)
         for i, doc in enumerate(self.documents):
-            grams = char_grams(doc)
-            lengths[i] = len(grams)
-            frequencies.update(set(grams))
+            counts = Counter(char_grams(doc))
+            lengths[i] = sum(counts.values())
+            for gram, tf in counts.items():
+                grams_of.append(self._ids.setdefault(gram, len(self._ids)))
+                counts_of.append(tf)
+            ends[i + 1] = len(grams_of)
+        self._grams = np.frombuffer(grams_of, dtype=np.int32)
+        self._counts = np.frombuffer(counts_of, dtype=np.int32).astype(np.float32)
+        self._ends = ends
         n = max(len(self.documents), 1)
+        frequencies = np.bincount(self._grams, minlength=len(self._ids))
+        self._idf = np.log(1 + (n - frequencies + 0.5) / (frequencies + 0.5))
+        self._max_idf = math.log(1 + (n - 0.5) / 1.5)
         avg = float(lengths.mean()) if len(lengths) else 1.0
         self._norm = self.k1 * (1 - self.b + self.b * lengths / max(avg, 1e-9))
-        self._idf = {g: math.log(1 + (n - f + 0.5) / (f + 0.5)) for g, f in frequencies.items()}
-        self._max_idf = math.log(1 + (n - 0.5) / 1.5)
-        self._counts = lru_cache(maxsize=COUNTS_CACHED)(lambda i: Counter(char_grams(
-            self.documents[i])))
 
     def scores(self, query: str, ids: np.ndarray,
                ignore: set[str] | frozenset[str] = frozenset()) -> np.ndarray:
         """Normalised score of the documents `ids` (in that order) for the query."""
         out = np.zeros(len(ids), dtype=np.float32)
-        grams = [g for g in char_grams(query) if g not in ignore]
-        best = sum(self._idf.get(g, self._max_idf) for g in grams) * (self.k1 + 1)
-        weights = {g: self._idf[g] * grams.count(g) for g in set(grams) if g in self._idf}
-        if best <= 0 or not weights:
+        known = np.zeros(len(self._ids), dtype=np.float64)
+        best = 0.0
+        for gram in char_grams(query):
+            if gram in ignore:
+                continue
+            g = self._ids.get(gram)
+            idf = self._max_idf if g is None else float(self._idf[g])
+            best += idf * (self.k1 + 1)
+            if g is not None:
+                known[g] += idf
+        if best <= 0 or not len(ids):
             return out
-        for row, i in enumerate(ids.tolist()):
-            counts = self._counts(i)
-            out[row] = sum(w * counts[g] * (self.k1 + 1) / (counts[g] + self._norm[i])
-                           for g, w in weights.items() if g in counts)
+        ids = np.asarray(ids, dtype=np.int64)
+        starts, sizes = self._ends[ids], self._ends[ids + 1] - self._ends[ids]
+        rows = np.repeat(np.arange(len(ids)), sizes)
+        at = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes) \
+            + np.repeat(starts, sizes)
+        weight = known[self._grams[at]]
+        hit = weight > 0
+        tf, rows = self._counts[at][hit], rows[hit]
+        part = weight[hit] * tf * (self.k1 + 1) / (tf + self._norm[ids][rows])
+        out += np.bincount(rows, part, minlength=len(ids)).astype(np.float32)
         return out / best
 
 
