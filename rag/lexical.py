@@ -4,6 +4,8 @@ folded (so `Etats` matches `États`), and words cut to their first six letters.
 The six-letter prefix is a light stemmer that works as well as Snowball on French QA (PIAF) and
 also matches English cognates of French words (`cooperation`/`coopération`, `security`/
 `sécurité`, `diplomatic`/`diplomatique`), which helps English questions about French text.
+Character 4-grams (`char_grams`) reach what prefixes miss: words that differ at the start or
+past six letters (`désengagement`/`engagement`/`disengaging`, `retrait`/`retirent`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import unicodedata
 from array import array
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -62,6 +65,22 @@ def tokenize(text: str) -> list[str]:
             or (w.isdigit() and len(w) == 4)]
 
 
+GRAM = 4
+
+
+def char_grams(text: str) -> list[str]:
+    """Folded character 4-grams of each content word (a shorter word stays whole)."""
+    text = _ELISION.sub(" ", text.lower())
+    return [g for w in _WORD.findall(text) if w not in STOP_WORDS and not w.isdigit()
+            for g in _grams(w)]
+
+
+@lru_cache(maxsize=65536)
+def _grams(word: str) -> tuple[str, ...]:
+    word = _fold(word)
+    return tuple(word[i:i + GRAM] for i in range(len(word) - GRAM + 1)) or (word,)
+
+
 @dataclass
 class BM25:
     """Okapi BM25 over a list of documents, scores normalised to [0, 1] per query.
@@ -77,6 +96,7 @@ class BM25:
     documents: list[str]
     k1: float = 1.2
     b: float = 0.75
+    analyzer: Callable[[str], list[str]] = field(default=tokenize, repr=False)  # text -> terms
     _postings: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
         init=False, repr=False)
 
@@ -85,7 +105,7 @@ class BM25:
         terms_of, docs_of, tfs_of = array("i"), array("i"), array("i")
         lengths = np.zeros(len(self.documents), dtype=np.float32)
         for i, doc in enumerate(self.documents):
-            terms = tokenize(doc)
+            terms = self.analyzer(doc)
             lengths[i] = len(terms)
             for term, tf in Counter(terms).items():
                 terms_of.append(term_ids.setdefault(term, len(term_ids)))
@@ -109,7 +129,7 @@ class BM25:
         Terms in `ignore` (such as the speaker's name) neither score nor count as missing.
         """
         out = np.zeros(len(self.documents), dtype=np.float32)
-        terms = [t for t in tokenize(query) if t not in ignore]
+        terms = [t for t in self.analyzer(query) if t not in ignore]
         if not terms:
             return out
         best = 0.0
@@ -122,6 +142,71 @@ class BM25:
             docs, tfs, denominators = postings
             out[docs] += idf * tfs * (self.k1 + 1) / denominators
         return out / best if best > 0 else out
+
+
+@dataclass
+class GramBM25:
+    """BM25 over character grams, scored only for the documents asked (the candidates).
+
+    A word gives several grams, so postings would make every query touch far more of a large
+    corpus than the words' own do; instead each document keeps its distinct grams and counts
+    (compact arrays), and a query gathers those of its candidates: the cost follows the number
+    of candidates, not the corpus. Scores equal `BM25(documents, analyzer=char_grams)`.
+    """
+
+    documents: list[str]
+    k1: float = 1.2
+    b: float = 0.75
+
+    def __post_init__(self):
+        self._ids: dict[str, int] = {}
+        grams_of, counts_of = array("i"), array("i")
+        ends = np.zeros(len(self.documents) + 1, dtype=np.int64)
+        lengths = np.zeros(len(self.documents), dtype=np.float32)
+        for i, doc in enumerate(self.documents):
+            counts = Counter(char_grams(doc))
+            lengths[i] = sum(counts.values())
+            for gram, tf in counts.items():
+                grams_of.append(self._ids.setdefault(gram, len(self._ids)))
+                counts_of.append(tf)
+            ends[i + 1] = len(grams_of)
+        self._grams = np.frombuffer(grams_of, dtype=np.int32)
+        self._counts = np.frombuffer(counts_of, dtype=np.int32).astype(np.float32)
+        self._ends = ends
+        n = max(len(self.documents), 1)
+        frequencies = np.bincount(self._grams, minlength=len(self._ids))
+        self._idf = np.log(1 + (n - frequencies + 0.5) / (frequencies + 0.5))
+        self._max_idf = math.log(1 + (n - 0.5) / 1.5)
+        avg = float(lengths.mean()) if len(lengths) else 1.0
+        self._norm = self.k1 * (1 - self.b + self.b * lengths / max(avg, 1e-9))
+
+    def scores(self, query: str, ids: np.ndarray,
+               ignore: set[str] | frozenset[str] = frozenset()) -> np.ndarray:
+        """Normalised score of the documents `ids` (in that order) for the query."""
+        out = np.zeros(len(ids), dtype=np.float32)
+        known = np.zeros(len(self._ids), dtype=np.float64)
+        best = 0.0
+        for gram in char_grams(query):
+            if gram in ignore:
+                continue
+            g = self._ids.get(gram)
+            idf = self._max_idf if g is None else float(self._idf[g])
+            best += idf * (self.k1 + 1)
+            if g is not None:
+                known[g] += idf
+        if best <= 0 or not len(ids):
+            return out
+        ids = np.asarray(ids, dtype=np.int64)
+        starts, sizes = self._ends[ids], self._ends[ids + 1] - self._ends[ids]
+        rows = np.repeat(np.arange(len(ids)), sizes)
+        at = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes) \
+            + np.repeat(starts, sizes)
+        weight = known[self._grams[at]]
+        hit = weight > 0
+        tf, rows = self._counts[at][hit], rows[hit]
+        part = weight[hit] * tf * (self.k1 + 1) / (tf + self._norm[ids][rows])
+        out += np.bincount(rows, part, minlength=len(ids)).astype(np.float32)
+        return out / best
 
 
 def _postings(term_ids: dict[str, int], terms_of: array, docs_of: array, tfs_of: array,

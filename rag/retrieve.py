@@ -2,7 +2,9 @@
 
 Each passage is scored by a weighted sum of: its own similarity to the question under each
 embedding model and under French BM25, and the same signals for its whole answer and for the
-interviewer question it answers (context that a one-sentence passage lacks). Dense cosines and
+interviewer question it answers (context that a one-sentence passage lacks); plus BM25 over
+character 4-grams of the passage with its question, which matches related words that share no
+prefix (`désengagement`/`engagement`, English/French cognates). Dense cosines and
 the normalised BM25 score are on fixed scales, so the fused score is comparable across
 questions and a single calibrated threshold decides abstention.
 """
@@ -20,7 +22,7 @@ import numpy as np
 from .corpus import Document, Passage
 from .embed import DEFAULT_BACKEND, MULTILINGUAL_MODEL, Embedder, load_embedder
 from .index import Index
-from .lexical import BM25, tokenize
+from .lexical import BM25, GramBM25, char_grams, tokenize
 
 SIGNALS = ("passage", "answer", "question", "pair")
 
@@ -35,17 +37,19 @@ class Weights:
     """
 
     rank: tuple[tuple[str, float], ...] = (
-        ("dense.passage", 0.062), ("dense.answer", 0.174), ("dense.question", 0.0),
-        ("dense.pair", 0.038), ("multilingual.passage", 0.215), ("multilingual.answer", 0.291),
-        ("multilingual.question", 0.195), ("multilingual.pair", 0.362), ("lexical.passage", 0.041),
-        ("lexical.answer", 0.0), ("lexical.question", 0.1), ("lexical.pair", 0.661))
+        ("dense.passage", 0.03), ("dense.answer", 0.166), ("dense.question", 0.001),
+        ("dense.pair", 0.0), ("multilingual.passage", 0.373), ("multilingual.answer", 0.257),
+        ("multilingual.question", 0.327), ("multilingual.pair", 0.361), ("lexical.passage", 0.0),
+        ("lexical.answer", 0.0), ("lexical.question", 0.06), ("lexical.pair", 0.321),
+        ("grams.pair", 0.601))
     abstain: tuple[tuple[str, float], ...] = (
-        ("dense.passage", -0.013), ("dense.answer", 0.177), ("dense.question", 0.528),
-        ("dense.pair", 0.386), ("multilingual.passage", 1.169), ("multilingual.answer", 1.605),
-        ("multilingual.question", 1.179), ("multilingual.pair", 1.519), ("lexical.passage", 0.753),
-        ("lexical.answer", 0.968), ("lexical.question", 0.277), ("lexical.pair", 0.867),
-        ("fused", 1.017), ("query.unknown_names", -1.134), ("query.unknown_terms", -2.266))
-    abstain_bias: float = 0.35
+        ("dense.passage", -0.114), ("dense.answer", 0.164), ("dense.question", 0.588),
+        ("dense.pair", 0.371), ("multilingual.passage", 1.151), ("multilingual.answer", 1.588),
+        ("multilingual.question", 1.177), ("multilingual.pair", 1.514), ("lexical.passage", 0.712),
+        ("lexical.answer", 0.927), ("lexical.question", 0.244), ("lexical.pair", 0.797),
+        ("grams.pair", 0.904), ("fused", 1.044), ("query.unknown_names", -1.114),
+        ("query.unknown_terms", -2.19))
+    abstain_bias: float = 0.24
     candidates: int = 100
 
     def vector(self, names: list[str], which: str = "rank") -> np.ndarray:
@@ -70,6 +74,7 @@ class Engine:
     embedders: dict[str, Embedder]
     weights: Weights = Weights()
     _bm25: dict[str, BM25] = field(default_factory=dict, repr=False)
+    _grams: GramBM25 | None = field(default=None, repr=False)
 
     def __post_init__(self):
         corpus = self.index.corpus
@@ -88,6 +93,8 @@ class Engine:
         # Who is speaking is known for every passage: naming them in a question selects nothing.
         self._speaker_terms = {t for d in corpus.documents for t in tokenize(d.speaker or "")}
         self._vocabulary |= self._speaker_terms
+        self._grams = GramBM25(self._bm25["pair"].documents)
+        self._speaker_grams = {g for d in corpus.documents for g in char_grams(d.speaker or "")}
 
 
 def open_engine(index: Index, *, weights: Weights = Weights(),
@@ -175,6 +182,8 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
     columns += [lex["passage"][ids], lex["answer"][docs], lex["question"][docs],
                 lex["pair"][ids]]
     names += [f"lexical.{s}" for s in SIGNALS]
+    columns.append(engine._grams.scores(query, ids, ignore=engine._speaker_grams))
+    names.append("grams.pair")
     return ids, np.stack(columns, axis=1).astype(np.float32), names
 
 

@@ -52,3 +52,26 @@ def test_piaf_scores_unchanged():
 def test_empty_corpus_and_empty_documents():
     assert BM25([]).scores("France").shape == (0,)
     assert_same_scores(["", "la", "France France"], ["France", "la"])
+
+
+def test_character_grams_match_words_that_share_no_prefix():
+    from rag.lexical import char_grams
+
+    assert char_grams("l’Hôtel de l’ONU") == ["hote", "otel", "onu"]
+    assert set(char_grams("engagement")) <= set(char_grams("désengagement"))
+    bm25 = BM25(["un désengagement américain", "la coopération au Sahel"], analyzer=char_grams)
+    scores = bm25.scores("engagement")
+    assert scores[0] > 0 and scores[1] == 0
+
+
+def test_gram_scores_of_candidates_equal_full_bm25():
+    from rag.lexical import GramBM25, char_grams
+
+    corpus = corpus_from_transcripts([read_transcript(TRANSCRIPT, source="t")])
+    documents = [p.text for p in corpus.passages]
+    full, some = BM25(documents, analyzer=char_grams), GramBM25(documents)
+    ids = np.array([5, 0, 3])
+    for query in ("désengagement américain", "Sahel logistics support", "Blinken", "???"):
+        for ignore in (frozenset(), frozenset(char_grams("Antony Blinken"))):
+            np.testing.assert_allclose(some.scores(query, ids, ignore=ignore),
+                                       full.scores(query, ignore=ignore)[ids], atol=1e-6)
