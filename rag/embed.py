@@ -39,6 +39,11 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+def pooled_mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Unit vectors from summed token vectors and their counts: what mean pooling gives."""
+    return _normalise(sums / np.maximum(counts, 1)[:, None])
+
+
 def resolve_model(name: str) -> str:
     """Map the bundled model's short names to its folder; pass anything else through."""
     if name in (DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2", "minilm"):
@@ -126,9 +131,7 @@ class OnnxEmbedder:
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         sums, counts = self._forward(texts)
-        if self._export.pooling == "mean":
-            sums /= np.maximum(counts, 1)[:, None]
-        return _normalise(sums)
+        return pooled_mean(sums, counts) if self.poolable else _normalise(sums)
 
     def embed_pooled(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Each text's sum of token vectors and its token count, before the mean.

@@ -24,7 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from .corpus import Corpus, corpus_from_transcripts
-from .embed import DEFAULT_BACKEND, DEFAULT_MODEL, MULTILINGUAL_MODEL, Embedder, load_embedder
+from .embed import (
+    DEFAULT_BACKEND,
+    DEFAULT_MODEL,
+    MULTILINGUAL_MODEL,
+    Embedder,
+    load_embedder,
+    pooled_mean,
+)
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, IndexWriteError
 from .transcript import read_transcript
 
@@ -157,17 +164,11 @@ def _pooled_vectors(corpus: Corpus, embedder, progress: Callable[[int], None] | 
     pair_counts = p_counts + q_counts[doc_of]
     questions = np.zeros((m, dim), np.float32)
     has_q = q_index >= 0
-    questions[has_q] = _mean(q_sums[has_q], q_counts[has_q])
+    questions[has_q] = pooled_mean(q_sums[has_q], q_counts[has_q])
     if not has_q.all():  # an answer without a question: as the whole path embeds ""
         questions[~has_q] = embedder.embed_batch([""])[0]
-    return Vectors(_mean(p_sums, p_counts), _mean(d_sums, d_counts), questions,
-                   _mean(pair_sums, pair_counts))
-
-
-def _mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    vectors = sums / np.maximum(counts, 1)[:, None]
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+    return Vectors(pooled_mean(p_sums, p_counts), pooled_mean(d_sums, d_counts), questions,
+                   pooled_mean(pair_sums, pair_counts))
 
 
 def _pair(question: str | None, passage: str) -> str:

@@ -254,31 +254,28 @@ def test_rag_serve_command(project):
     assert "Traceback" not in out, out
 
 
-def test_queued_questions_are_answered_together_and_fail_alone():
-    """The worker takes every waiting question as one batch; one bad question fails alone."""
-    import threading
+def test_queued_questions_are_answered_together_and_fail_alone(engine):
+    """Questions that arrive while the worker is busy wait and are answered as one batch by
+    the real engine; an empty one fails alone, and every answer is the one `ask` gives."""
+    from rag import ask as ask_one
+    from rag.errors import QuestionError
+    from rag.server import LockedAsk, answer_together
 
-    from rag.server import LockedAsk
+    sizes = []
 
-    started, gate, batches = threading.Event(), threading.Event(), []
+    def counted(engine, jobs):  # the real batch, with its sizes recorded
+        sizes.append(len(jobs))
+        return answer_together(engine, jobs)
 
-    def batch(engine, jobs):
-        started.set()
-        gate.wait(5)
-        batches.append([j.question for j in jobs])
-        return [ValueError(j.question) if j.question == "bad" else j.question.upper()
-                for j in jobs]
-
-    locked = LockedAsk(engine=None, batch=batch)
-    first = locked.submit("first")
-    assert started.wait(5)  # the worker is busy with the first question
-    waiting = [locked.submit(q) for q in ("a", "bad", "b")]
-    gate.set()
-    assert first.result(5) == "FIRST"
-    assert [f.exception(5) is None for f in waiting] == [True, False, True]
-    assert waiting[0].result() == "A" and waiting[2].result() == "B"
-    assert str(waiting[1].exception()) == "bad"
-    assert sorted(len(b) for b in batches) == [1, 3]
+    locked = LockedAsk(engine, batch=counted)
+    questions = ["Que dit Blinken du Sahel ?", "   ", "What about AUKUS?",
+                 "Pourquoi parle-t-il de confiance ?", "Qui est Jean-Yves Le Drian ?"]
+    futures = [locked.submit(q) for q in questions]  # far faster than one answer
+    assert isinstance(futures[1].exception(60), QuestionError)
+    for question, future in zip(questions, futures, strict=True):
+        if question.strip():
+            assert future.result(60) == ask_one(engine, question)
+    assert sum(sizes) == len(questions) and max(sizes) > 1
 
 
 def test_waiting_questions_are_answered_as_ask_answers_them(engine):
