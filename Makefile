@@ -8,7 +8,7 @@ export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export TOKENIZERS_PARALLELISM := false
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: run test test-all index lint bench-piaf bench clean
+.PHONY: run test test-all index lint bench-setup bench-piaf clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +34,11 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m ''
 
-bench-piaf: $(STAMP)
+# What the benchmarks need beyond the tests (the scale plot, the weight fitting).
+bench-setup: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[ui,test,bench]'
+
+bench-piaf: bench-setup
 	$(BIN)/python bench/piaf.py --split even
 
 clean:
