@@ -106,6 +106,11 @@ def bare_once(cwd: Path) -> float:
     return first_line([sys.executable, "-c", "print('ok')"], cwd)[0]
 
 
+def ui_import_once(cwd: Path) -> float:
+    """What `rag serve` pays for the browser UI alone: importing ui.py and Gradio."""
+    return first_line([sys.executable, "-c", "import ui, gradio; print('ok')"], cwd)[0]
+
+
 def serve_once(cwd: Path) -> float:
     """Seconds from starting `rag serve` to GET /api/health answering 200."""
     sys.path.insert(0, str(ROOT))
@@ -147,8 +152,9 @@ def stats(times: list[float]) -> dict:
 
 
 def measure(*, runs: int, serve_runs: int) -> dict:
-    times: dict[str, list[float]] = {"ask": [], "baseline": [], "python": []}
-    steps = {"ask": ask_once, "baseline": baseline_once, "python": bare_once}
+    steps = {"ask": ask_once, "baseline": baseline_once, "python": bare_once,
+             "ui_import": ui_import_once}
+    times: dict[str, list[float]] = {name: [] for name in steps}
     with copied_project(ROOT) as cwd:
         for n in range(runs):
             order = list(steps) if n % 2 == 0 else list(steps)[::-1]
@@ -172,6 +178,7 @@ def show(report: dict) -> str:
     for name, key in (("rag ask --json, to the printed answer", "ask"),
                       ("baseline: MiniLM + FAISS script, to its answer", "baseline"),
                       ("python -c print('ok')", "python"),
+                      ("python -c 'import ui, gradio'", "ui_import"),
                       ("rag serve, to /api/health 200", "serve")):
         s = report[key]
         if s:
