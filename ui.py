@@ -11,6 +11,8 @@ RAG_CORS_ORIGINS configure it.
 from __future__ import annotations
 
 import html
+import importlib.abc
+import importlib.machinery
 import os
 import re
 import sys
@@ -20,6 +22,46 @@ from urllib.parse import quote
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+class _StubWritesOff(importlib.abc.MetaPathFinder):
+    """Keeps Gradio from regenerating its components' type stubs (.pyi) while it is imported.
+
+    Gradio parses each component's source and rewrites its stub file at every import, over
+    half of its import time and so of the server's start; a running app never reads them.
+    Only `gradio.component_meta` is touched, and only its stub writer.
+    """
+
+    module = "gradio.component_meta"
+
+    def find_spec(self, name, path, target=None):
+        if name != self.module:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _WithoutStubWriter(spec.loader)
+        return spec
+
+
+class _WithoutStubWriter(importlib.abc.Loader):
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        if callable(getattr(module, "create_or_modify_pyi", None)):
+            module.create_or_modify_pyi = lambda *args, **kwargs: None
+
+
+if "gradio" not in sys.modules:
+    sys.meta_path.insert(0, _StubWritesOff())
 
 import gradio as gr  # noqa: E402
 

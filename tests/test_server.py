@@ -229,6 +229,15 @@ def test_library_does_not_import_gradio():
     assert subprocess.run([sys.executable, "-c", code], cwd="/").returncode == 0
 
 
+def test_ui_keeps_gradio_from_rewriting_its_stub_files():
+    """The server's start depends on it: Gradio otherwise re-parses its sources on import."""
+    code = ("import ui, gradio.component_meta as meta; "
+            "print(meta.create_or_modify_pyi.__module__)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ui"]
+
+
 def test_rag_serve_command(project):
     """`rag serve` from a project folder: loads the index, serves the API and the UI."""
     port = free_port()
