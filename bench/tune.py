@@ -50,8 +50,9 @@ def features(engine, gold):
     return rows, names, list(query)
 
 
-def ranking(rows, w):
-    """turn@1, evidence@1 and each question's top passage signals under weights w."""
+def ranking(rows, w, rights: list | None = None):
+    """turn@1, evidence@1 and each question's top passage signals under weights w (and, into
+    `rights`, whether each on-topic question's top passage is in the right turn)."""
     v = w / max(w.sum(), 1e-9)
     turn, ev, tops = [], [], []
     for r in rows:
@@ -61,6 +62,8 @@ def ranking(rows, w):
         if not r["item"]["abstain"]:
             turn.append(r["turns"][best] == r["item"]["turn"])
             ev.append(bool(r["good"][best]))
+    if rights is not None:
+        rights.extend(turn)
     return float(np.mean(turn)), float(np.mean(ev)), np.array(tops)
 
 
@@ -134,11 +137,16 @@ def calibrate(rows, dim, trials, rng, start, max_false):
 
 
 def report(rows, w, coef, bias):
-    turn, ev, tops = ranking(rows, w)
+    """Ranking figures (turn@1, evidence@1, before abstention), abstention rates, and turn@1
+    as `rag eval` counts it: a question that abstains has no top citation, so it misses."""
+    rights: list[bool] = []
+    turn, ev, tops = ranking(rows, w, rights)
     labels = np.array([not r["item"]["abstain"] for r in rows])
     off, false = abstention_rates(tops, labels, coef, bias)
+    kept = tops[labels] @ coef + bias > 0
+    answered = float(np.mean(np.array(rights) & kept))
     return {"turn@1": round(turn, 3), "evidence@1": round(ev, 3), "abstention": round(off, 3),
-            "false_abstention": round(false, 3)}
+            "false_abstention": round(false, 3), "answered_turn@1": round(answered, 3)}
 
 
 def repeated_halves(rows, dim, trials, max_false, repeats):
