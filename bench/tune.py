@@ -50,21 +50,25 @@ def features(engine, gold):
     return rows, names, list(query)
 
 
-def ranking(rows, w, rights: list | None = None):
-    """turn@1, evidence@1 and each question's top passage signals under weights w (and, into
-    `rights`, whether each on-topic question's top passage is in the right turn)."""
+def ranking(rows, w):
+    """Under weights w: for each on-topic question, whether its top passage is in the right turn
+    and whether it holds evidence; and every question's top passage signals."""
     v = w / max(w.sum(), 1e-9)
-    turn, ev, tops = [], [], []
+    right, good, tops = [], [], []
     for r in rows:
         s = r["signals"] @ v
         best = int(np.argmax(s))
         tops.append(np.concatenate([r["signals"][best], [s[best]], r["query"]]))
         if not r["item"]["abstain"]:
-            turn.append(r["turns"][best] == r["item"]["turn"])
-            ev.append(bool(r["good"][best]))
-    if rights is not None:
-        rights.extend(turn)
-    return float(np.mean(turn)), float(np.mean(ev)), np.array(tops)
+            right.append(r["turns"][best] == r["item"]["turn"])
+            good.append(bool(r["good"][best]))
+    return np.array(right, bool), np.array(good, bool), np.array(tops)
+
+
+def objective(rows, w) -> float:
+    """turn@1 + evidence@1 under weights w."""
+    right, good, _ = ranking(rows, w)
+    return float(right.mean() + good.mean())
 
 
 def listwise_weights(rows, dim, *, temperature=20.0, l2=0.05):
@@ -102,10 +106,10 @@ def listwise_weights(rows, dim, *, temperature=20.0, l2=0.05):
 def search_weights(rows, dim, trials, rng, start):
     """Refine the listwise weights by random search on turn@1 + evidence@1."""
     best_w = listwise_weights(rows, dim)
-    best = sum(ranking(rows, best_w)[:2])
+    best = objective(rows, best_w)
     for _ in range(trials):
         w = np.clip(best_w + rng.normal(0, 0.05 * best_w.max(), size=dim), 0, None)
-        value = sum(ranking(rows, w)[:2])
+        value = objective(rows, w)
         if value > best + 1e-9:
             best_w, best = w, value
     return best_w
@@ -139,14 +143,13 @@ def calibrate(rows, dim, trials, rng, start, max_false):
 def report(rows, w, coef, bias):
     """Ranking figures (turn@1, evidence@1, before abstention), abstention rates, and turn@1
     as `rag eval` counts it: a question that abstains has no top citation, so it misses."""
-    rights: list[bool] = []
-    turn, ev, tops = ranking(rows, w, rights)
+    right, good, tops = ranking(rows, w)
     labels = np.array([not r["item"]["abstain"] for r in rows])
     off, false = abstention_rates(tops, labels, coef, bias)
     kept = tops[labels] @ coef + bias > 0
-    answered = float(np.mean(np.array(rights) & kept))
-    return {"turn@1": round(turn, 3), "evidence@1": round(ev, 3), "abstention": round(off, 3),
-            "false_abstention": round(false, 3), "answered_turn@1": round(answered, 3)}
+    return {"turn@1": round(float(right.mean()), 3), "evidence@1": round(float(good.mean()), 3),
+            "abstention": round(off, 3), "false_abstention": round(false, 3),
+            "answered_turn@1": round(float((right & kept).mean()), 3)}
 
 
 def repeated_halves(rows, dim, trials, max_false, repeats):
