@@ -109,3 +109,20 @@ def test_scale_prints_exact_and_approximate_figures(tmp_path):
     assert [r["size"] for r in out["lexical"]] == [300, 1000]
     assert all(r["same_scores"] and r["p50_ratio"] > 0 for r in out["lexical"])
     assert out["engine"] and all(r["p50_ms"] > 0 for r in out["engine"])
+
+
+def test_tune_prints_held_out_figures_and_weights():
+    """bench/tune.py, which sets `rag.retrieve.Weights`, on the real gold set and index."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "tune.py"), "tests/gold.jsonl",
+                           "--trials", "1", "--repeats", "1"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=240,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = {line.partition(": ")[0]: json.loads(line.partition(": ")[2])
+               for line in done.stdout.splitlines() if line.startswith(("fold", "mean", "all"))}
+    assert set(figures) == {"fold 0 held-out", "fold 1 held-out",
+                            "mean of 1 random splits, held-out", "all (in-sample)"}
+    for report in figures.values():
+        assert in_unit_range(report, report)
+        assert report["answered_turn@1"] <= report["turn@1"]
+    assert "grams.pair" in done.stdout and "abstain_bias=" in done.stdout
