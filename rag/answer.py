@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 from .errors import QuestionError
 from .followup import contextualise
+from .language import language
 from .lexical import STOP_WORDS
 from .retrieve import Engine, Hit, search, search_many
 
@@ -17,10 +18,6 @@ MAX_K = 20
 RELATIVE_CUT = 0.08  # a further quote must score within this of the best one
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 _MARKUP = re.compile(r"<[^<>]{0,500}>|!?\[([^\]]{0,500})\]\([^()]{0,500}\)")
-_FRENCH_HINT = re.compile(r"[àâçéèêëîïôûùüÿœ]|\b(?:le|la|les|des|est|que|qui|une|du|au|aux|et|"
-                          r"quel|quelle|pourquoi|comment|vous|il|elle)\b", re.IGNORECASE)
-_ENGLISH_HINT = re.compile(r"\b(?:the|what|which|who|why|how|is|are|did|does|do|about|of|and|"
-                           r"with|to|in)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -81,11 +78,6 @@ def clean_question(question: object) -> str:
         raise QuestionError(f"the question is too long ({len(question)} characters; "
                             f"the limit is {MAX_QUESTION_CHARS})")
     return question
-
-
-def language(text: str) -> str:
-    """'fr' or 'en', by a count of telltale words: enough to pick the message language."""
-    return "fr" if len(_FRENCH_HINT.findall(text)) >= len(_ENGLISH_HINT.findall(text)) else "en"
 
 
 def ask(engine: Engine, question: str, *, k: int = 3, previous: str | None = None) -> Answer:

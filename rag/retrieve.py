@@ -22,6 +22,7 @@ import numpy as np
 from .corpus import Document, Passage
 from .embed import DEFAULT_BACKEND, MULTILINGUAL_MODEL, Embedder, load_embedder
 from .index import Index
+from .language import language
 from .lexical import BM25, GramBM25, char_grams, tokenize
 
 SIGNALS = ("passage", "answer", "question", "pair")
@@ -43,13 +44,14 @@ class Weights:
         ("lexical.answer", 0.0), ("lexical.question", 0.06), ("lexical.pair", 0.321),
         ("grams.pair", 0.601))
     abstain: tuple[tuple[str, float], ...] = (
-        ("dense.passage", -0.114), ("dense.answer", 0.164), ("dense.question", 0.588),
-        ("dense.pair", 0.371), ("multilingual.passage", 1.151), ("multilingual.answer", 1.588),
-        ("multilingual.question", 1.177), ("multilingual.pair", 1.514), ("lexical.passage", 0.712),
-        ("lexical.answer", 0.927), ("lexical.question", 0.244), ("lexical.pair", 0.797),
-        ("grams.pair", 0.904), ("fused", 1.044), ("query.unknown_names", -1.114),
-        ("query.unknown_terms", -2.19))
-    abstain_bias: float = 0.24
+        ("dense.passage", 0.253), ("dense.answer", 0.602), ("dense.question", 0.865),
+        ("dense.pair", 0.726), ("multilingual.passage", 0.999), ("multilingual.answer", 1.45),
+        ("multilingual.question", 0.987), ("multilingual.pair", 1.309),
+        ("lexical.passage", 0.617), ("lexical.answer", 0.805), ("lexical.question", 0.208),
+        ("lexical.pair", 0.696), ("grams.pair", 0.903), ("fused", 0.972),
+        ("query.unknown_names", -1.287), ("query.unknown_terms", -1.941),
+        ("query.cross_lingual", -0.039), ("query.unknown_terms_same", -1.181))
+    abstain_bias: float = 0.289
     candidates: int = 100
 
     def vector(self, names: list[str], which: str = "rank") -> np.ndarray:
@@ -95,6 +97,7 @@ class Engine:
         self._vocabulary |= self._speaker_terms
         self._grams = GramBM25(self._bm25["pair"].documents)
         self._speaker_grams = {g for d in corpus.documents for g in char_grams(d.speaker or "")}
+        self._language = language(" ".join(t[:5_000] for t in list(corpus.texts.values())[:20]))
 
 
 def open_engine(index: Index, *, weights: Weights = Weights(),
@@ -188,6 +191,7 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
 
 
 _NAME = re.compile(r"\w[\w'’-]*")
+_ELISION = re.compile(r"^(?:[cdjlmnst]|qu|jusqu|lorsqu|puisqu)['’](?=\w)", re.IGNORECASE)
 
 
 def query_features(engine: Engine, query: str) -> dict[str, float]:
@@ -195,15 +199,22 @@ def query_features(engine: Engine, query: str) -> dict[str, float]:
 
     A question naming a country, person or topic absent from every transcript is rarely
     answered there; the share of its names (capitalised words past the first) and of its
-    terms missing from the corpus vocabulary feeds the abstention rule.
+    terms missing from the corpus vocabulary feeds the abstention rule. Missing terms say
+    little when the question is in another language than the transcripts (English about
+    French text: every word is missing), so they count again on their own for a question in
+    the transcripts' language, beside whether it was asked across languages.
     """
-    words = _NAME.findall(query)
+    words = [_ELISION.sub("", w) for w in _NAME.findall(query)]  # l'Ukraine: a name
     names = [w for w in words[1:] if w[:1].isupper() and len(w) > 2]
     missing = [w for w in names if not set(tokenize(w)) & engine._vocabulary]
     terms = tokenize(query)
     unknown = [t for t in terms if t not in engine._vocabulary]
+    unknown_share = len(unknown) / len(terms) if terms else 1.0
+    across = float(language(query) != engine._language)
     return {"query.unknown_names": len(missing) / len(names) if names else 0.0,
-            "query.unknown_terms": len(unknown) / len(terms) if terms else 1.0}
+            "query.unknown_terms": unknown_share,
+            "query.cross_lingual": across,
+            "query.unknown_terms_same": unknown_share * (1.0 - across)}
 
 
 def fuse(signals: np.ndarray, names: list[str], weights: Weights) -> np.ndarray:

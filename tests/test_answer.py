@@ -17,7 +17,8 @@ CONTRACT = {"n", "text", "start", "end", "source", "speaker", "question", "date"
 def test_public_api_is_curated():
     assert set(rag.__all__) == {name for name in dir(rag) if not name.startswith("_")} - {
         "answer", "chunk", "corpus", "embed", "engine", "errors", "followup", "index",
-        "lexical", "retrieve", "transcript", "evaluate", "server", "cli", "export", "multilingual"}
+        "language", "lexical", "retrieve", "transcript", "evaluate", "server", "cli", "export",
+        "multilingual"}
     for name in rag.__all__:
         assert getattr(rag, name) is not None
 
