@@ -23,7 +23,7 @@ from .corpus import Document, Passage
 from .embed import DEFAULT_BACKEND, MULTILINGUAL_MODEL, Embedder, load_embedder
 from .index import Index
 from .language import language
-from .lexical import BM25, GramBM25, char_grams, tokenize
+from .lexical import BM25, ELISION, GramBM25, char_grams, tokenize
 
 SIGNALS = ("passage", "answer", "question", "pair")
 
@@ -191,7 +191,6 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
 
 
 _NAME = re.compile(r"\w[\w'’-]*")
-_ELISION = re.compile(r"^(?:[cdjlmnst]|qu|jusqu|lorsqu|puisqu)['’](?=\w)", re.IGNORECASE)
 
 
 def query_features(engine: Engine, query: str) -> dict[str, float]:
@@ -204,7 +203,7 @@ def query_features(engine: Engine, query: str) -> dict[str, float]:
     French text: every word is missing), so they count again on their own for a question in
     the transcripts' language, beside whether it was asked across languages.
     """
-    words = [_ELISION.sub("", w) for w in _NAME.findall(query)]  # l'Ukraine: a name
+    words = [ELISION.sub("", w) for w in _NAME.findall(query)]  # l'Ukraine: a name
     names = [w for w in words[1:] if w[:1].isupper() and len(w) > 2]
     missing = [w for w in names if not set(tokenize(w)) & engine._vocabulary]
     terms = tokenize(query)
