@@ -2,19 +2,32 @@
 
 A count of telltale words is enough for what depends on it: the language of a message, and
 whether a question is asked across languages (English about French text), where the
-question's words are not expected in the transcript.
+question's words are not expected in the transcript. Function words, pronouns, contractions
+and a few word endings tell even a short sentence; a bare list of keywords may tell nothing.
 """
 
 from __future__ import annotations
 
 import re
 
-_FRENCH_HINT = re.compile(r"[àâçéèêëîïôûùüÿœ]|\b(?:le|la|les|des|est|que|qui|une|du|au|aux|et|"
-                          r"quel|quelle|pourquoi|comment|vous|il|elle)\b", re.IGNORECASE)
-_ENGLISH_HINT = re.compile(r"\b(?:the|what|which|who|why|how|is|are|did|does|do|about|of|and|"
-                           r"with|to|in)\b", re.IGNORECASE)
+_FRENCH_HINT = re.compile(
+    r"[àâçéèêëîïôûùüÿœ]"
+    r"|\b(?:le|la|les|des|est|que|qui|une|un|du|au|aux|et|quel|quelle|quels|quelles|pourquoi|"
+    r"comment|vous|il|elle|ils|sur|dans|pour|avec|par|ce|cette|ces|son|sa|ses|leur|leurs|ne|"
+    r"pas|en|se|y|je|tu|nous|mon|ma|mes|ton|ta|tes|notre|nos|votre|vos|suis|sont|très)\b"
+    r"|\w(?:eux|aux|ment)\b"
+    r"|\b[cdjlmnst]['’]\w",
+    re.IGNORECASE)
+_ENGLISH_HINT = re.compile(
+    r"\b(?:the|what|which|who|whom|whose|why|how|when|where|is|are|was|were|be|been|did|does|"
+    r"do|has|have|had|about|of|and|with|to|in|on|for|from|by|between|he|his|she|her|they|"
+    r"their|it|its|this|that|these|those|will|would|can|could|should|us|you|your|not|any|an|"
+    r"i|me|my|we|our|him|them|there|here|at|than|no|yes|please|very|all|some|now|like)\b"
+    r"|\w(?:ing|ship|ness|ed|ly)\b"
+    r"|n['’]t\b|\w['’](?:s|ll|re|ve|m|d)\b",
+    re.IGNORECASE)
 
 
 def language(text: str) -> str:
-    """'fr' or 'en'; a text with no telltale word counts as French."""
+    """'fr' or 'en'; a text with no telltale word, or as many of each, counts as French."""
     return "fr" if len(_FRENCH_HINT.findall(text)) >= len(_ENGLISH_HINT.findall(text)) else "en"

@@ -44,14 +44,14 @@ class Weights:
         ("lexical.answer", 0.0), ("lexical.question", 0.06), ("lexical.pair", 0.321),
         ("grams.pair", 0.601))
     abstain: tuple[tuple[str, float], ...] = (
-        ("dense.passage", 0.253), ("dense.answer", 0.602), ("dense.question", 0.865),
-        ("dense.pair", 0.726), ("multilingual.passage", 0.999), ("multilingual.answer", 1.45),
-        ("multilingual.question", 0.987), ("multilingual.pair", 1.309),
-        ("lexical.passage", 0.617), ("lexical.answer", 0.805), ("lexical.question", 0.208),
-        ("lexical.pair", 0.696), ("grams.pair", 0.903), ("fused", 0.972),
-        ("query.unknown_names", -1.287), ("query.unknown_terms", -1.941),
-        ("query.cross_lingual", -0.039), ("query.unknown_terms_same", -1.181))
-    abstain_bias: float = 0.289
+        ("dense.passage", 0.359), ("dense.answer", 0.742), ("dense.question", 0.942),
+        ("dense.pair", 0.832), ("multilingual.passage", 0.975), ("multilingual.answer", 1.431),
+        ("multilingual.question", 0.93), ("multilingual.pair", 1.261),
+        ("lexical.passage", 0.612), ("lexical.answer", 0.805), ("lexical.question", 0.192),
+        ("lexical.pair", 0.682), ("grams.pair", 0.908), ("fused", 0.962),
+        ("query.unknown_names", -1.256), ("query.unknown_terms", -1.936),
+        ("query.cross_lingual", 0.174), ("query.unknown_terms_same", -1.22))
+    abstain_bias: float = 0.101
     candidates: int = 100
 
     def vector(self, names: list[str], which: str = "rank") -> np.ndarray:
