@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 
+from .lexical import ELISION
+
 _FRENCH_HINT = re.compile(
     r"[àâçéèêëîïôûùüÿœ]"
     r"|\b(?:le|la|les|des|est|que|qui|une|un|du|au|aux|et|quel|quelle|quels|quelles|pourquoi|"
     r"comment|vous|il|elle|ils|sur|dans|pour|avec|par|ce|cette|ces|son|sa|ses|leur|leurs|ne|"
     r"pas|en|se|y|je|tu|nous|mon|ma|mes|ton|ta|tes|notre|nos|votre|vos|suis|sont|très)\b"
-    r"|\w(?:eux|aux|ment)\b"
-    r"|\b[cdjlmnst]['’]\w",
+    r"|\w(?:eux|aux|ment)\b",
     re.IGNORECASE)
 _ENGLISH_HINT = re.compile(
     r"\b(?:the|what|which|who|whom|whose|why|how|when|where|is|are|was|were|be|been|did|does|"
@@ -30,4 +31,5 @@ _ENGLISH_HINT = re.compile(
 
 def language(text: str) -> str:
     """'fr' or 'en'; a text with no telltale word, or as many of each, counts as French."""
-    return "fr" if len(_FRENCH_HINT.findall(text)) >= len(_ENGLISH_HINT.findall(text)) else "en"
+    french = len(_FRENCH_HINT.findall(text)) + len(ELISION.findall(text))
+    return "fr" if french >= len(_ENGLISH_HINT.findall(text)) else "en"
