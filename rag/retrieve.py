@@ -4,9 +4,11 @@ Each passage is scored by a weighted sum of: its own similarity to the question 
 embedding model and under French BM25, and the same signals for its whole answer and for the
 interviewer question it answers (context that a one-sentence passage lacks); plus BM25 over
 character 4-grams of the passage with its question, which matches related words that share no
-prefix (`désengagement`/`engagement`, English/French cognates). Dense cosines and
-the normalised BM25 score are on fixed scales, so the fused score is comparable across
-questions and a single calibrated threshold decides abstention.
+prefix (`désengagement`/`engagement`, English/French cognates). Under each model, a passage
+also carries how far it lies from the rest of the corpus: a passage close to everything (a
+hub) otherwise tops questions it does not answer, most of all under the English model on
+French text. Dense cosines and the normalised BM25 score are on fixed scales, so the fused
+score is comparable across questions and a single calibrated threshold decides abstention.
 """
 
 from __future__ import annotations
@@ -38,20 +40,22 @@ class Weights:
     """
 
     rank: tuple[tuple[str, float], ...] = (
-        ("dense.passage", 0.03), ("dense.answer", 0.166), ("dense.question", 0.001),
-        ("dense.pair", 0.0), ("multilingual.passage", 0.373), ("multilingual.answer", 0.257),
-        ("multilingual.question", 0.327), ("multilingual.pair", 0.361), ("lexical.passage", 0.0),
-        ("lexical.answer", 0.0), ("lexical.question", 0.06), ("lexical.pair", 0.321),
-        ("grams.pair", 0.601))
+        ("dense.passage", 0.0), ("dense.answer", 0.255), ("dense.question", 0.05),
+        ("dense.pair", 0.007), ("dense.distinct", 0.481), ("multilingual.passage", 0.501),
+        ("multilingual.answer", 0.103), ("multilingual.question", 0.425),
+        ("multilingual.pair", 0.201), ("multilingual.distinct", 0.0), ("lexical.passage", 0.0),
+        ("lexical.answer", 0.0), ("lexical.question", 0.0), ("lexical.pair", 0.366),
+        ("grams.pair", 0.559))
     abstain: tuple[tuple[str, float], ...] = (
-        ("dense.passage", 0.359), ("dense.answer", 0.742), ("dense.question", 0.942),
-        ("dense.pair", 0.832), ("multilingual.passage", 0.975), ("multilingual.answer", 1.431),
-        ("multilingual.question", 0.93), ("multilingual.pair", 1.261),
-        ("lexical.passage", 0.612), ("lexical.answer", 0.805), ("lexical.question", 0.192),
-        ("lexical.pair", 0.682), ("grams.pair", 0.908), ("fused", 0.962),
-        ("query.unknown_names", -1.256), ("query.unknown_terms", -1.936),
-        ("query.cross_lingual", 0.174), ("query.unknown_terms_same", -1.22))
-    abstain_bias: float = 0.101
+        ("dense.passage", 0.373), ("dense.answer", 0.756), ("dense.question", 0.947),
+        ("dense.pair", 0.735), ("dense.distinct", 0.185), ("multilingual.passage", 1.04),
+        ("multilingual.answer", 1.394), ("multilingual.question", 1.027),
+        ("multilingual.pair", 1.232), ("multilingual.distinct", 0.041),
+        ("lexical.passage", 0.539), ("lexical.answer", 0.782), ("lexical.question", 0.234),
+        ("lexical.pair", 0.684), ("grams.pair", 0.91), ("fused", 0.828),
+        ("query.unknown_names", -1.262), ("query.unknown_terms", -1.939),
+        ("query.cross_lingual", 0.163), ("query.unknown_terms_same", -1.205))
+    abstain_bias: float = 0.047
     candidates: int = 100
 
     def vector(self, names: list[str], which: str = "rank") -> np.ndarray:
@@ -98,6 +102,29 @@ class Engine:
         self._grams = GramBM25(self._bm25["pair"].documents)
         self._speaker_grams = {g for d in corpus.documents for g in char_grams(d.speaker or "")}
         self._language = language(" ".join(t[:5_000] for t in list(corpus.texts.values())[:20]))
+        self._distinct = {name: distinctness(vec.passages)
+                          for name, vec in self.index.vectors.items()}
+
+
+def distinctness(passages: np.ndarray, *, step: int = 65_536) -> np.ndarray:
+    """Each unit row's cosine distance from the mean of all the other rows.
+
+    A hub (a passage near every other one) sits close to that mean; ranking by similarity
+    alone puts it first for many questions it does not answer. Linear in the corpus, so it is
+    computed on load rather than stored in the index.
+    """
+    n = len(passages)
+    out = np.ones(n, dtype=np.float32)
+    if n < 2:
+        return out
+    total = passages.sum(axis=0, dtype=np.float64)
+    for lo in range(0, n, step):
+        block = np.asarray(passages[lo:lo + step], dtype=np.float64)
+        rest = total[None, :] - block
+        norms = np.linalg.norm(rest, axis=1)
+        cos = np.einsum("ij,ij->i", block, rest) / np.maximum(norms, 1e-12)
+        out[lo:lo + step] = 1.0 - cos
+    return out
 
 
 def open_engine(index: Index, *, weights: Weights = Weights(),
@@ -180,8 +207,8 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
         q = qvecs[name]
         kind = "multilingual" if name == MULTILINGUAL_MODEL else "dense"
         columns += [vec.passages[ids] @ q, vec.documents[docs] @ q, vec.questions[docs] @ q,
-                    vec.pairs[ids] @ q]
-        names += [f"{kind}.{s}" for s in SIGNALS]
+                    vec.pairs[ids] @ q, engine._distinct[name][ids]]
+        names += [f"{kind}.{s}" for s in SIGNALS] + [f"{kind}.distinct"]
     columns += [lex["passage"][ids], lex["answer"][docs], lex["question"][docs],
                 lex["pair"][ids]]
     names += [f"lexical.{s}" for s in SIGNALS]
