@@ -106,7 +106,7 @@ class Engine:
                           for name, vec in self.index.vectors.items()}
 
 
-def distinctness(passages: np.ndarray, *, step: int = 65_536) -> np.ndarray:
+def distinctness(passages: np.ndarray, *, step: int = 16_384) -> np.ndarray:
     """Each unit row's cosine distance from the mean of all the other rows.
 
     A hub (a passage near every other one) sits close to that mean; ranking by similarity
