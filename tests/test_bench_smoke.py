@@ -74,6 +74,14 @@ def test_latency_prints_ours_baseline_and_ratios(tmp_path):
     assert out["ours"]["calls"] == out["baseline"]["calls"] == 5
 
 
+def test_stages_times_each_encoder_ranking_and_the_whole(tmp_path):
+    out = run_bench("stages.py", ["--smoke"], tmp_path)
+    assert out["questions"] == 8 and out["repeat"] == 2
+    assert set(out["stages"]) == {"embed all-MiniLM-L6-v2", "embed use-multilingual-v3",
+                                  "rank and compose", "ask_many (whole)"}
+    assert all(f["cpu_ms"] > 0 and f["wall_ms"] > 0 for f in out["stages"].values())
+
+
 def test_coldstart_times_ask_serve_and_baselines(tmp_path):
     out = run_bench("coldstart.py", ["--smoke"], tmp_path)
     for key in ("ask", "baseline", "python", "serve"):
@@ -82,8 +90,11 @@ def test_coldstart_times_ask_serve_and_baselines(tmp_path):
     assert out["ask_over_baseline"] > 0
 
 
-def test_load_runs_clients_without_errors(tmp_path):
-    out = run_bench("load.py", ["--clients", "5", "--seconds", "2", "--warmup", "1"], tmp_path)
+@pytest.mark.parametrize("stack", ["", "--http h11 --loop asyncio"], ids=["auto", "plain"])
+def test_load_runs_clients_without_errors(tmp_path, stack):
+    """Both HTTP stacks `rag serve` can run on: httptools/uvloop (when installed) and h11."""
+    out = run_bench("load.py", ["--clients", "5", "--seconds", "2", "--warmup", "1",
+                                "--serve-args", stack], tmp_path)
     assert out["errors"] == 0
     (level,) = out["levels"]
     assert level["clients"] == 5
