@@ -8,8 +8,7 @@ in this one process, so the load generator takes little of the CPU the server ne
 machine; its own CPU time is measured and reported beside the server's.
 
     python bench/load.py [--clients 10 50] [--seconds 30] [--warmup 5] [--runs 1] [--json]
-                         [--url http://127.0.0.1:PORT [--pid PID] | --root PROJECT
-                          [--serve-args '--http h11 --loop asyncio']]
+                         [--url http://127.0.0.1:PORT [--pid PID] | --root PROJECT]
 
 Without --url it serves a temporary copy of the project (data and index) with this checkout's
 `rag serve`, and stops it at the end. Loopback only. With --runs N the figures are medians.
@@ -21,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import shlex
 import statistics
 import sys
 import time
@@ -280,8 +278,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pid", type=int, help="the --url server's process, for its memory")
     parser.add_argument("--root", type=Path, default=PROJECT,
                         help="the project to serve a copy of (default: this repository)")
-    parser.add_argument("--serve-args", default="",
-                        help="more arguments for the server it starts, e.g. '--http h11'")
     parser.add_argument("--json", action="store_true", help="end with one line of JSON")
     args = parser.parse_args(argv)
     if min(args.clients) < 1 or args.seconds <= 0 or args.runs < 1:
@@ -290,8 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         report = load(loopback(args.url), args.pid, **run)
     else:
-        options = shlex.split(args.serve_args)
-        with copied_project(args.root) as root, own_server(root, options=options) as server:
+        with copied_project(args.root) as root, own_server(root) as server:
             report = load(server.url, server.pid, **run)
     print(show(report), flush=True)
     if args.json:

@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,11 +225,8 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def own_server(root: Path, *, timeout: float = 600,
-               options: Sequence[str] = ()) -> Iterator[Server]:
+def own_server(root: Path, *, timeout: float = 600) -> Iterator[Server]:
     """`rag serve` on 127.0.0.1 in `root` (which holds data/ and index/), stopped at the end.
-
-    `options`: more arguments for `rag serve` (e.g. `--http h11 --loop asyncio`).
 
     Its output goes to a temporary file, so a crash or a traceback during a run can be counted.
     """
@@ -243,8 +240,7 @@ def own_server(root: Path, *, timeout: float = 600,
         log = Path(logs) / "serve.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--host",
-                                     "127.0.0.1", "--port", str(port), *options],
-                                    cwd=root, env=env,
+                                     "127.0.0.1", "--port", str(port)], cwd=root, env=env,
                                     stdout=out, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:

@@ -68,10 +68,6 @@ def _parser() -> argparse.ArgumentParser:
                        help="sub-path the app is served under behind a proxy")
     serve.add_argument("--cors-origins", default=os.environ.get("RAG_CORS_ORIGINS", ""),
                        help="comma-separated origins allowed to call and embed the app")
-    serve.add_argument("--http", choices=("auto", "httptools", "h11"), default="auto",
-                       help="HTTP parser (default auto: httptools when installed)")
-    serve.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
-                       help="event loop (default auto: uvloop when installed)")
     return parser
 
 
@@ -126,8 +122,7 @@ def _run(args) -> int:
 
         serve(index_dir=args.index, root=Path.cwd(), settings=_settings(args), host=args.host,
               port=args.port, root_path=args.root_path, cache_dir=args.cache_dir,
-              cors_origins=[o.strip() for o in args.cors_origins.split(",") if o.strip()],
-              http=args.http, loop=args.loop)
+              cors_origins=[o.strip() for o in args.cors_origins.split(",") if o.strip()])
         return 0
     if args.command == "ask":
         return _ask(args, load_engine)

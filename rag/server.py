@@ -397,12 +397,8 @@ def _preload_ui() -> None:
 def serve(*, index_dir: str | Path = "index", root: str | Path | None = None,
           settings: IndexSettings | None = None, host: str = "127.0.0.1", port: int = 7860,
           root_path: str = "", cors_origins: Iterable[str] = (),
-          cache_dir: str | Path | None = None, http: str = "auto", loop: str = "auto") -> None:
-    """Load (or rebuild) the index, then serve the API and UI until interrupted.
-
-    `http` and `loop` pick uvicorn's HTTP parser and event loop; "auto" takes httptools and
-    uvloop when installed, which cut the CPU time of each request's HTTP handling.
-    """
+          cache_dir: str | Path | None = None) -> None:
+    """Load (or rebuild) the index, then serve the API and UI until interrupted."""
     import uvicorn
 
     from .engine import load_engine
@@ -417,5 +413,7 @@ def serve(*, index_dir: str | Path = "index", root: str | Path | None = None,
     preload.join()
     app = create_app(engine, root_path=root_path, cors_origins=list(cors_origins))
     print(f"rag: serving on http://{host}:{port}{root_path}/", file=sys.stderr, flush=True)
+    # h11 refuses a request whose headers pass 16 KiB; uvicorn's httptools parser (picked by
+    # default when installed) buffers headers of any size, so a client could fill memory.
     uvicorn.run(app, host=host, port=port, root_path=root_path, log_level="warning",
-                proxy_headers=True, http=http, loop=loop)
+                proxy_headers=True, http="h11")

@@ -277,6 +277,27 @@ def test_clients_that_hang_up(server):
     assert_still_serving(server)
 
 
+def test_endless_headers_are_refused(server):
+    """A client sending header lines without end is cut off, not buffered: 8 MB of headers
+    leave the server's memory where it was, and it goes on serving."""
+    before = soak.rss_kib(server.pid)
+    line = b"X-Pad: " + b"a" * 8_000 + b"\r\n"
+    sent = 0
+    with connect(server) as s:
+        s.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        try:
+            while sent < 8_000_000:
+                s.sendall(line)
+                sent += len(line)
+            s.sendall(b"\r\n")
+            reply = s.recv(65536)
+        except OSError:  # reset while sending: refused
+            reply = b""
+    assert not reply.startswith(b"HTTP/1.1 2"), reply[:200]
+    assert soak.rss_kib(server.pid) - before < 4_096
+    assert_still_serving(server)
+
+
 def test_slow_client(server):
     """A request dribbled over ~2 s is answered, and others are served meanwhile."""
     data = request_bytes({"question": "Que dit Blinken du Sahel ?"})
