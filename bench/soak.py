@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -225,8 +225,11 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def own_server(root: Path, *, timeout: float = 600) -> Iterator[Server]:
+def own_server(root: Path, *, timeout: float = 600,
+               options: Sequence[str] = ()) -> Iterator[Server]:
     """`rag serve` on 127.0.0.1 in `root` (which holds data/ and index/), stopped at the end.
+
+    `options`: more arguments for `rag serve`.
 
     Its output goes to a temporary file, so a crash or a traceback during a run can be counted.
     """
@@ -240,7 +243,8 @@ def own_server(root: Path, *, timeout: float = 600) -> Iterator[Server]:
         log = Path(logs) / "serve.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--host",
-                                     "127.0.0.1", "--port", str(port)], cwd=root, env=env,
+                                     "127.0.0.1", "--port", str(port), *options],
+                                    cwd=root, env=env,
                                     stdout=out, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:

@@ -68,7 +68,20 @@ def _parser() -> argparse.ArgumentParser:
                        help="sub-path the app is served under behind a proxy")
     serve.add_argument("--cors-origins", default=os.environ.get("RAG_CORS_ORIGINS", ""),
                        help="comma-separated origins allowed to call and embed the app")
+    serve.add_argument("--request-timeout", type=_positive,
+                       default=os.environ.get("RAG_REQUEST_TIMEOUT", "30"),
+                       help="seconds a client has to send a whole request (default 30)")
     return parser
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
 
 
 def _settings(args):
@@ -122,7 +135,8 @@ def _run(args) -> int:
 
         serve(index_dir=args.index, root=Path.cwd(), settings=_settings(args), host=args.host,
               port=args.port, root_path=args.root_path, cache_dir=args.cache_dir,
-              cors_origins=[o.strip() for o in args.cors_origins.split(",") if o.strip()])
+              cors_origins=[o.strip() for o in args.cors_origins.split(",") if o.strip()],
+              request_timeout=args.request_timeout)
         return 0
     if args.command == "ask":
         return _ask(args, load_engine)

@@ -36,6 +36,7 @@ MAX_BODY = 64 * 1024
 MAX_UI_BODY = 1024 * 1024  # the UI sends its chat history back with every question
 CONCURRENCY = 8
 MAX_BATCH = 32  # questions answered in one go by the worker
+REQUEST_TIMEOUT = 30.0  # seconds to send a whole request: a 1 MiB UI body on a slow link
 
 
 def _mend(value: object) -> object:
@@ -397,8 +398,13 @@ def _preload_ui() -> None:
 def serve(*, index_dir: str | Path = "index", root: str | Path | None = None,
           settings: IndexSettings | None = None, host: str = "127.0.0.1", port: int = 7860,
           root_path: str = "", cors_origins: Iterable[str] = (),
-          cache_dir: str | Path | None = None) -> None:
-    """Load (or rebuild) the index, then serve the API and UI until interrupted."""
+          cache_dir: str | Path | None = None,
+          request_timeout: float = REQUEST_TIMEOUT) -> None:
+    """Load (or rebuild) the index, then serve the API and UI until interrupted.
+
+    `request_timeout`: seconds a client has to send a whole request (head and body) once it
+    connects or once its last answer is sent, before the connection is closed.
+    """
     import uvicorn
 
     from .engine import load_engine
@@ -416,4 +422,58 @@ def serve(*, index_dir: str | Path = "index", root: str | Path | None = None,
     # h11 refuses a request whose headers pass 16 KiB; uvicorn's httptools parser (picked by
     # default when installed) buffers headers of any size, so a client could fill memory.
     uvicorn.run(app, host=host, port=port, root_path=root_path, log_level="warning",
-                proxy_headers=True, http="h11")
+                proxy_headers=True, http=h11_with_deadline(request_timeout))
+
+
+def h11_with_deadline(seconds: float):
+    """uvicorn's h11 protocol, closing a connection whose request takes over `seconds` to
+    arrive whole.
+
+    uvicorn closes idle keep-alive connections, but not one that sends part of a request and
+    stalls: thousands of those (slowloris) would hold the server's sockets for good. The
+    deadline runs from the connection's start, or its last response, until the request's
+    last byte; reading it, answering and streaming the answer are not limited.
+    """
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Protocol(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            if not self.transport.is_closing():
+                self._arm()
+            super().on_response_complete()  # may read a pipelined request, which disarms
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            cycle = self.cycle
+            if cycle is not None and not cycle.more_body and not cycle.response_complete:
+                self._disarm()  # the request is all here; its answer is on the way
+
+        def handle_websocket_upgrade(self, event) -> None:
+            self._disarm()
+            super().handle_websocket_upgrade(event)
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = self.loop.call_later(seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expired(self) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()
+
+    return Protocol

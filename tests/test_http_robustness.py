@@ -298,6 +298,42 @@ def test_endless_headers_are_refused(server):
     assert_still_serving(server)
 
 
+def test_stalled_requests_are_cut_off(project):
+    """Connections that send part of a request and stall (slowloris) are closed once the
+    request deadline passes, while a client that asks in time is answered and the server
+    goes on serving; so is one that stalls in its second request after the first was answered."""
+    whole = request_bytes({"question": "Que dit Blinken du Sahel ?"})
+    head = whole.split(b"\r\n\r\n")[0]
+    with soak.own_server(project, options=["--request-timeout", "3"]) as server:
+        stalled = [connect(server) for _ in range(3)]
+        stalled[0].sendall(b"GET /api/heal")  # inside the request line
+        stalled[1].sendall(head[:-20])  # inside the headers
+        stalled[2].sendall(whole[:-10])  # inside the body
+        with connect(server) as s:  # a whole answer, then part of a second request
+            s.sendall(whole)
+            status, payload = read_response(s)
+            assert status == 200 and outcome(json.loads(payload)) == "answer 3"
+            s.sendall(b"GET /api/health HTTP/1.1\r\nHost: 1")
+            stalled.append(s)
+            started = time.monotonic()
+            for conn in stalled:
+                conn.settimeout(30)
+                assert conn.recv(65536) == b"", "the server should close a stalled request"
+            waited = time.monotonic() - started
+        assert 1.5 < waited < 25
+        assert_still_serving(server)
+        for conn in stalled[:3]:
+            conn.close()
+
+
+def test_bad_request_timeouts_are_refused(project):
+    for value in ("0", "-1", "nan", "inf", "soon"):
+        done = subprocess.run([sys.executable, "-m", "rag.cli", "serve", "--request-timeout",
+                               value], cwd=project, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and "positive number of seconds" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
 def test_slow_client(server):
     """A request dribbled over ~2 s is answered, and others are served meanwhile."""
     data = request_bytes({"question": "Que dit Blinken du Sahel ?"})
