@@ -432,7 +432,7 @@ def h11_with_deadline(seconds: float):
     uvicorn closes idle keep-alive connections, but not one that sends part of a request and
     stalls: thousands of those (slowloris) would hold the server's sockets for good. The
     deadline runs from the connection's start, or its last response, until the request's
-    last byte; reading it, answering and streaming the answer are not limited.
+    last byte arrives; answering it and streaming the answer are not limited.
     """
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
