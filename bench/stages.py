@@ -25,7 +25,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rag.answer import Request, ask_many  # noqa: E402
+from rag.answer import Request, _compose, ask_many  # noqa: E402
 from rag.engine import load_engine  # noqa: E402
 from rag.evaluate import read_gold  # noqa: E402
 from rag.retrieve import embed_queries, search  # noqa: E402
@@ -51,8 +51,6 @@ def measure(engine, questions: list[str], *, batch: int, repeat: int) -> dict:
         return lambda: [engine.embedders[name].embed_batch(g) for g in groups]
 
     def rank():
-        from rag.answer import _compose
-
         for g, vecs in zip(groups, vectors, strict=True):
             for q, v in zip(g, vecs, strict=True):
                 _compose(q, q, search(engine, q, k=3, qvecs=v), 3)
