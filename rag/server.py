@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .answer import MAX_K, MAX_QUESTION_CHARS, Answer, ask, ask_many
 from .answer import Request as Asked
 from .errors import QuestionError
-from .transcript import Transcript, parse_transcript
+from .transcript import Transcript, Turn, parse_transcript
 
 if TYPE_CHECKING:
     from .index import IndexSettings
@@ -92,6 +92,35 @@ class HealthOut(BaseModel):
     status: str
     manifest: dict
     models: list[str]
+
+
+class TurnOut(BaseModel):
+    answer: int = Field(description="the answer's number, from 1, as citations give it")
+    question: str
+    question_start: int
+    question_end: int
+    speaker: str
+    start: int = Field(description="where the answer's text starts in `text`")
+    end: int
+
+
+class TranscriptInfoOut(BaseModel):
+    source: str = Field(description="as citations name it")
+    date: str | None
+    outlet: str | None
+    sha256: str
+    chars: int = Field(description="the text's length in characters (offsets run to it)")
+    answers: int
+
+
+class TranscriptsOut(BaseModel):
+    transcripts: list[TranscriptInfoOut]
+
+
+class TranscriptOut(TranscriptInfoOut):
+    text: str = Field(description="the whole transcript: a citation's text is "
+                                  "`text[start:end]`")
+    turns: list[TurnOut]
 
 
 @dataclass
@@ -201,7 +230,7 @@ def create_app(engine: Engine, *, transcripts: Mapping[str, Transcript] | None =
     app = FastAPI(title="Interview answers", version="1",
                   description="Cited, verbatim answers from interview transcripts.")
     _add_errors(app)
-    _add_routes(app, engine, answer)
+    _add_routes(app, engine, answer, transcripts)
     # Added even with no origins: Gradio then leaves CORS to it, instead of letting other
     # localhost pages (or, under any other host name, every page) read the UI's routes.
     app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
@@ -220,7 +249,8 @@ def create_app(engine: Engine, *, transcripts: Mapping[str, Transcript] | None =
     return app
 
 
-def _add_routes(app: FastAPI, engine: Engine, answer: LockedAsk) -> None:
+def _add_routes(app: FastAPI, engine: Engine, answer: LockedAsk,
+                transcripts: Mapping[str, Transcript]) -> None:
     errors = {code: {"model": ErrorOut} for code in (400, 413, 422)}
 
     @app.post("/api/ask", response_model=AnswerOut, responses=errors, tags=["api"])
@@ -239,13 +269,42 @@ def _add_routes(app: FastAPI, engine: Engine, answer: LockedAsk) -> None:
         return {"status": "ready", "manifest": manifest,
                 "models": [m.get("name", "") for m in manifest.get("models", [])]}
 
+    @app.get("/api/transcripts", response_model=TranscriptsOut, tags=["api"])
+    async def api_transcripts() -> dict:
+        """The indexed transcripts, by the `source` their citations give."""
+        return {"transcripts": [transcript_info(t) for t in transcripts.values()]}
+
+    @app.get("/api/transcript", response_model=TranscriptOut,
+             responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}}, tags=["api"])
+    async def api_transcript(source: str) -> dict | JSONResponse:
+        """One transcript's whole text and the spans of its questions and answers: a
+        citation's offsets can be checked against it and read in context."""
+        found = transcripts.get(source)
+        if found is None:
+            return JSONResponse({"error": "no such transcript; GET /api/transcripts lists "
+                                          "them"}, status_code=404)
+        return transcript_info(found) | {"text": found.text,
+                                         "turns": [turn_out(t) for t in found.turns]}
+
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                    include_in_schema=False)
     async def api_other(rest: str) -> JSONResponse:
         """Keep unknown API paths out of the UI's routes: a JSON 404 (or 405) instead."""
-        if rest in ("ask", "health"):
+        if rest in ("ask", "health", "transcripts", "transcript"):
             return JSONResponse({"error": "method not allowed"}, status_code=405)
         return JSONResponse({"error": "not found"}, status_code=404)
+
+
+def transcript_info(transcript: Transcript) -> dict:
+    return {"source": transcript.source, "date": transcript.date, "outlet": transcript.outlet,
+            "sha256": transcript.sha256, "chars": len(transcript.text),
+            "answers": len(transcript.turns)}
+
+
+def turn_out(turn: Turn) -> dict:
+    return {"answer": turn.number, "question": turn.question,
+            "question_start": turn.question_start, "question_end": turn.question_end,
+            "speaker": turn.speaker, "start": turn.start, "end": turn.end}
 
 
 def _add_errors(app: FastAPI) -> None:

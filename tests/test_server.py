@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -150,6 +151,36 @@ def test_lone_surrogates_are_read_as_the_library_reads_them(server):
     assert r.json()["question"] == "? Que dit Blinken du Sahel ?"
 
 
+def test_transcripts_let_a_client_check_every_citation(server, text):
+    listed = httpx.get(f"{server}/api/transcripts").json()["transcripts"]
+    assert [t["source"] for t in listed] == ["data/" + TRANSCRIPT.name]
+    assert listed[0]["chars"] == len(text) and listed[0]["answers"] == 5
+    assert listed[0]["sha256"] == hashlib.sha256(TRANSCRIPT.read_bytes()).hexdigest()
+    r = httpx.get(f"{server}/api/transcript", params={"source": listed[0]["source"]})
+    assert r.status_code == 200
+    transcript = r.json()
+    assert transcript["text"] == text
+    turns = {t["answer"]: t for t in transcript["turns"]}
+    assert sorted(turns) == [1, 2, 3, 4, 5]
+    for question in ("Que dit Blinken du Sahel ?", "Did France feel betrayed?",
+                     "How does Blinken define engagement?"):
+        for c in ask(server, {"question": question, "k": 5}).json()["citations"]:
+            turn = turns[c["answer"]]
+            assert transcript["text"][c["start"]:c["end"]] == c["text"]
+            assert turn["start"] <= c["start"] < c["end"] <= turn["end"]
+            assert text[turn["question_start"]:turn["question_end"]] == turn["question"]
+            assert turn["question"] == c["question"]
+
+
+@pytest.mark.parametrize("params, status", [
+    ({"source": "data/other.txt"}, 404), ({"source": "../data/" + TRANSCRIPT.name}, 404),
+    ({"source": str(TRANSCRIPT)}, 404), ({"source": ""}, 404), ({}, 422)])
+def test_unknown_transcripts_are_a_clean_error(server, params, status):
+    r = httpx.get(f"{server}/api/transcript", params=params)
+    assert r.status_code == status
+    assert_clean_error(r)
+
+
 def test_wrong_method_and_path_are_json(server):
     r = httpx.get(f"{server}/api/ask")
     assert r.status_code == 405
@@ -175,6 +206,7 @@ def test_openapi_describes_the_contract(server):
     props = schema["components"]["schemas"]["AskRequest"]["properties"]
     assert props["k"]["maximum"] == 20 and props["k"]["minimum"] == 1
     assert "/api/health" in schema["paths"]
+    assert "TranscriptOut" in json.dumps(schema["paths"]["/api/transcript"]["get"])
 
 
 def test_cors_only_for_configured_origins(server):
