@@ -199,6 +199,11 @@ def test_json_is_read_only_when_declared(server, headers):
     ("POST", "/api/x", 404),
     ("GET", "/api/ask/extra", 404),
     ("GET", "/api/", 404),
+    ("POST", "/api/transcript", 405),
+    ("GET", "/api/transcripts/data", 404),
+    ("GET", "/api/transcript?source=%00", 404),
+    ("GET", "/api/transcript?source=/etc/passwd", 404),
+    ("GET", "/api/transcript?source=data/../../../etc/passwd", 404),
 ])
 def test_wrong_method_or_api_path(server, method, path, status):
     r = httpx.request(method, f"{server.url}{path}", timeout=30)
@@ -219,7 +224,7 @@ def cors_cases():
     """Every path with every origin, including those Gradio's own CORS rules would allow (other
     localhost pages, or any page when served under another host name)."""
     cases = []
-    for path in ("/api/health", "/config", "/gradio_api/info"):
+    for path in ("/api/health", "/api/transcripts", "/config", "/gradio_api/info"):
         for origin, host in (("http://evil.example", None), ("http://localhost:3000", None),
                              ("http://evil.example", "rag.example.org")):
             cases.append(pytest.param(path, origin, host,
