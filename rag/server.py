@@ -296,12 +296,14 @@ def _add_routes(app: FastAPI, engine: Engine, answer: LockedAsk,
 
 
 def transcript_info(transcript: Transcript) -> dict:
+    """What a client needs to pick a transcript, without its (possibly long) text."""
     return {"source": transcript.source, "date": transcript.date, "outlet": transcript.outlet,
             "sha256": transcript.sha256, "chars": len(transcript.text),
             "answers": len(transcript.turns)}
 
 
 def turn_out(turn: Turn) -> dict:
+    """A turn under the names citations use (`answer` is its number)."""
     return {"answer": turn.number, "question": turn.question,
             "question_start": turn.question_start, "question_end": turn.question_end,
             "speaker": turn.speaker, "start": turn.start, "end": turn.end}
