@@ -286,11 +286,14 @@ def _add_routes(app: FastAPI, engine: Engine, answer: LockedAsk,
         return transcript_info(found) | {"text": found.text,
                                          "turns": [turn_out(t) for t in found.turns]}
 
+    known = {route.path.removeprefix("/api/") for route in app.routes
+             if getattr(route, "path", "").startswith("/api/")}
+
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
                    include_in_schema=False)
     async def api_other(rest: str) -> JSONResponse:
         """Keep unknown API paths out of the UI's routes: a JSON 404 (or 405) instead."""
-        if rest in ("ask", "health", "transcripts", "transcript"):
+        if rest in known:
             return JSONResponse({"error": "method not allowed"}, status_code=405)
         return JSONResponse({"error": "not found"}, status_code=404)
 

@@ -164,7 +164,9 @@ def test_transcripts_let_a_client_check_every_citation(server, text):
     assert sorted(turns) == [1, 2, 3, 4, 5]
     for question in ("Que dit Blinken du Sahel ?", "Did France feel betrayed?",
                      "How does Blinken define engagement?"):
-        for c in ask(server, {"question": question, "k": 5}).json()["citations"]:
+        citations = ask(server, {"question": question, "k": 5}).json()["citations"]
+        assert citations, question
+        for c in citations:
             turn = turns[c["answer"]]
             assert transcript["text"][c["start"]:c["end"]] == c["text"]
             assert turn["start"] <= c["start"] < c["end"] <= turn["end"]
