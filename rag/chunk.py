@@ -11,6 +11,8 @@ import re
 # A sentence ends at . ! ? … followed by space and something that starts a sentence.
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"»”)]?\s+(?=[\"«“(]?[A-ZÀ-ÖØ-Þ0-9])")
 _CLAUSE = re.compile(r"(?<=[:;])\s+|(?<=,)\s+(?=(?:mais|et puis|but|and then)\b)")
+# Any comma, semicolon or colon before a space: where a passage's clauses meet.
+_CLAUSE_MARK = re.compile(r"(?<=[,;:])\s+")
 
 
 def sentence_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -38,6 +40,23 @@ def chunk_span(text: str, start: int, end: int, *, max_chars: int = 320,
         else:
             merged.append((a, b))
     return merged
+
+
+def clause_spans(text: str, start: int, end: int, *, min_words: int = 3) -> list[tuple[int, int]]:
+    """The clauses of the passage text[start:end] that hold at least `min_words` words, or
+    none when it has only one.
+
+    A long sentence answers several things at once, and its vector blurs them; a question
+    about one of them can be closer to that clause alone than to the whole passage.
+    """
+    spans, cursor = [], start
+    for m in _CLAUSE_MARK.finditer(text, start, end):
+        spans.append(_trim(text, cursor, m.start() - 1))  # without the mark
+        cursor = m.end()
+    if not spans:
+        return []
+    spans.append(_trim(text, cursor, end))
+    return [(a, b) for a, b in spans if len(text[a:b].split()) >= min_words]
 
 
 def _cut_long(text: str, a: int, b: int, max_chars: int) -> list[tuple[int, int]]:

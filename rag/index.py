@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .chunk import clause_spans
 from .corpus import Corpus, corpus_from_transcripts
 from .embed import (
     DEFAULT_BACKEND,
@@ -35,12 +36,16 @@ from .embed import (
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, IndexWriteError
 from .transcript import read_transcript
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 FLAT_LIMIT = 20_000  # above this many passages, an HNSW graph replaces exact search
 HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
 # Search depth by corpus size: the smallest that keeps recall@10 against exact search
 # at 0.95 or more in bench/scale.py (docs/performance.md, "Scale").
 HNSW_EF_SEARCH = ((200_000, 256), (None, 1024))
+# Models whose vectors of each passage's clauses are kept (`Vectors.clauses`): the ranking
+# fit gives the multilingual encoder's clause signal a large weight and all-MiniLM-L6-v2's
+# none (docs/quality.md), so only the former spends indexing time and memory on them.
+CLAUSE_MODELS = frozenset({MULTILINGUAL_MODEL})
 
 
 def hnsw_ef_search(n: int) -> int:
@@ -66,13 +71,25 @@ class IndexSettings:
 @dataclass
 class Vectors:
     """One model's vectors: passages (searched through FAISS), and as context the answers, the
-    interviewer questions, and each passage read together with its question ("pairs")."""
+    interviewer questions, and each passage read together with its question ("pairs").
+
+    `clauses` (float16, to halve their memory) holds the vectors of the passages' clauses,
+    in passage order, and `clause_of` the passage each belongs to; both are empty for a model
+    not in CLAUSE_MODELS.
+    """
 
     passages: np.ndarray
     documents: np.ndarray
     questions: np.ndarray
     pairs: np.ndarray
     faiss_index: object = field(default=None, repr=False)
+    clauses: np.ndarray | None = None
+    clause_of: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.clauses is None or self.clause_of is None:
+            self.clauses = np.zeros((0, self.passages.shape[1]), np.float16)
+            self.clause_of = np.zeros(0, np.int64)
 
 
 @dataclass
@@ -102,9 +119,23 @@ def source_name(path: Path, root: Path) -> str:
         return path.resolve().as_posix()
 
 
+def passage_clauses(corpus: Corpus) -> tuple[list[str], np.ndarray]:
+    """The clauses of every passage that has several (`chunk.clause_spans`), in passage
+    order, and the passage each belongs to."""
+    texts, owners = [], []
+    for p in corpus.passages:
+        source = corpus.texts[corpus.documents[p.doc].source]
+        for a, b in clause_spans(source, p.start, p.end):
+            texts.append(source[a:b])
+            owners.append(p.id)
+    return texts, np.array(owners, dtype=np.int64)
+
+
 def embed_corpus(corpus: Corpus, embedder: Embedder,
-                 progress: Callable[[int], None] | None = None) -> Vectors:
-    """Vectors for every passage, answer and interviewer question of a corpus.
+                 progress: Callable[[int], None] | None = None, *,
+                 clauses: bool | None = None) -> Vectors:
+    """Vectors for every passage, answer and interviewer question of a corpus, and for the
+    passages' clauses when `clauses` (default: for a model in CLAUSE_MODELS).
 
     A mean-pooled model runs only over the passages and the distinct questions: an answer's
     vector pools its passages' tokens, and a pair's pools its question's and passage's, which
@@ -114,6 +145,12 @@ def embed_corpus(corpus: Corpus, embedder: Embedder,
         vectors = _pooled_vectors(corpus, embedder, progress)
     else:
         vectors = _whole_vectors(corpus, embedder, progress)
+    if embedder.name in CLAUSE_MODELS if clauses is None else clauses:
+        texts, owners = passage_clauses(corpus)
+        parts = _in_steps(embedder.embed_batch, texts, progress)
+        if parts:
+            vectors.clauses = np.concatenate(parts).astype(np.float16)
+            vectors.clause_of = owners
     vectors.faiss_index = make_faiss_index(vectors.passages)
     return vectors
 
@@ -229,6 +266,8 @@ def build_index(sources: list[Path], index_dir: Path, *, root: Path,
                                                           cache_dir=cache_dir)
         embedders[model] = embedder
         total = 2 * len(corpus.passages) + 2 * len(corpus.documents)
+        if model in CLAUSE_MODELS:
+            total += len(passage_clauses(corpus)[0])
         tick = progress(f"embedding with {model}", total) if progress else None
         vectors[model] = embed_corpus(corpus, embedder, tick)
     manifest = {
@@ -264,6 +303,11 @@ def _write(index_dir: Path, corpus: Corpus, vectors: dict[str, Vectors], manifes
             np.save(path, np.concatenate([vec.documents, vec.questions, vec.pairs]),
                     allow_pickle=False)
             files[path.name] = _sha256(path)
+            if len(vec.clauses):
+                for path, array in ((build / f"{slug}.clauses.npy", vec.clauses),
+                                    (build / f"{slug}.clause_of.npy", vec.clause_of)):
+                    np.save(path, array, allow_pickle=False)
+                    files[path.name] = _sha256(path)
         manifest = dict(manifest, files=files)
         path = build / "manifest.json"
         path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -362,8 +406,16 @@ def load_index(index_dir: Path, *, root: Path, sources: list[Path] | None = None
             m, n = len(corpus.documents), len(corpus.passages)
             if len(passages) != n or context.shape != (2 * m + n, entry["dim"]):
                 raise IndexCorruptError(f"{build}: vector counts do not match the passages")
+            clauses = clause_of = None
+            if f"{slug}.clauses.npy" in manifest["files"]:
+                clauses = np.load(build / f"{slug}.clauses.npy", allow_pickle=False)
+                clause_of = np.load(build / f"{slug}.clause_of.npy", allow_pickle=False)
+                if clauses.shape != (len(clause_of), entry["dim"]) or \
+                        np.any(np.diff(clause_of) < 0) or \
+                        (len(clause_of) and not 0 <= clause_of[0] <= clause_of[-1] < n):
+                    raise IndexCorruptError(f"{build}: clause vectors do not match the passages")
             vectors[entry["name"]] = Vectors(passages, context[:m], context[m:2 * m],
-                                             context[2 * m:], index)
+                                             context[2 * m:], index, clauses, clause_of)
     except IndexCorruptError:
         raise
     except (OSError, KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:

@@ -7,8 +7,10 @@ character 4-grams of the passage with its question, which matches related words 
 prefix (`désengagement`/`engagement`, English/French cognates). Under each model, a passage
 also carries how far it lies from the rest of the corpus: a passage close to everything (a
 hub) otherwise tops questions it does not answer, most of all under the English model on
-French text. Dense cosines and the normalised BM25 score are on fixed scales, so the fused
-score is comparable across questions and a single calibrated threshold decides abstention.
+French text. And under the multilingual model, a passage also scores its closest clause: a
+long sentence that answers several things at once matches a question about one of them. Dense
+cosines and the normalised BM25 score are on fixed scales, so the fused score is comparable
+across questions and a single calibrated threshold decides abstention.
 """
 
 from __future__ import annotations
@@ -40,22 +42,22 @@ class Weights:
     """
 
     rank: tuple[tuple[str, float], ...] = (
-        ("dense.passage", 0.0), ("dense.answer", 0.255), ("dense.question", 0.05),
-        ("dense.pair", 0.007), ("dense.distinct", 0.481), ("multilingual.passage", 0.501),
-        ("multilingual.answer", 0.103), ("multilingual.question", 0.425),
-        ("multilingual.pair", 0.201), ("multilingual.distinct", 0.0), ("lexical.passage", 0.0),
-        ("lexical.answer", 0.0), ("lexical.question", 0.0), ("lexical.pair", 0.366),
-        ("grams.pair", 0.559))
+        ("dense.passage", 0.015), ("dense.answer", 0.309), ("dense.question", 0.073),
+        ("dense.pair", 0.0), ("dense.distinct", 0.508), ("multilingual.passage", 0.311),
+        ("multilingual.answer", 0.089), ("multilingual.question", 0.453),
+        ("multilingual.pair", 0.087), ("multilingual.distinct", 0.117),
+        ("multilingual.clause", 0.359), ("lexical.passage", 0.018), ("lexical.answer", 0.0),
+        ("lexical.question", 0.042), ("lexical.pair", 0.138), ("grams.pair", 0.536))
     abstain: tuple[tuple[str, float], ...] = (
-        ("dense.passage", 0.373), ("dense.answer", 0.756), ("dense.question", 0.947),
-        ("dense.pair", 0.735), ("dense.distinct", 0.185), ("multilingual.passage", 1.04),
-        ("multilingual.answer", 1.394), ("multilingual.question", 1.027),
-        ("multilingual.pair", 1.232), ("multilingual.distinct", 0.041),
-        ("lexical.passage", 0.539), ("lexical.answer", 0.782), ("lexical.question", 0.234),
-        ("lexical.pair", 0.684), ("grams.pair", 0.91), ("fused", 0.828),
-        ("query.unknown_names", -1.262), ("query.unknown_terms", -1.939),
-        ("query.cross_lingual", 0.163), ("query.unknown_terms_same", -1.205))
-    abstain_bias: float = 0.047
+        ("dense.passage", 0.353), ("dense.answer", 0.714), ("dense.question", 0.948),
+        ("dense.pair", 0.687), ("dense.distinct", -0.01), ("multilingual.passage", 1.076),
+        ("multilingual.answer", 1.251), ("multilingual.question", 1.026),
+        ("multilingual.pair", 1.238), ("multilingual.distinct", -0.298),
+        ("multilingual.clause", 1.091), ("lexical.passage", 0.453), ("lexical.answer", 0.724),
+        ("lexical.question", 0.254), ("lexical.pair", 0.611), ("grams.pair", 0.835),
+        ("fused", 0.726), ("query.unknown_names", -1.273), ("query.unknown_terms", -1.931),
+        ("query.cross_lingual", 0.13), ("query.unknown_terms_same", -1.175))
+    abstain_bias: float = 0.179
     candidates: int = 100
 
     def vector(self, names: list[str], which: str = "rank") -> np.ndarray:
@@ -104,6 +106,9 @@ class Engine:
         self._language = language(" ".join(t[:5_000] for t in list(corpus.texts.values())[:20]))
         self._distinct = {name: distinctness(vec.passages)
                           for name, vec in self.index.vectors.items()}
+        n = len(corpus.passages)
+        self._clause_rows = {name: np.searchsorted(vec.clause_of, np.arange(n + 1))
+                             for name, vec in self.index.vectors.items() if len(vec.clauses)}
 
 
 def distinctness(passages: np.ndarray, *, step: int = 16_384) -> np.ndarray:
@@ -125,6 +130,26 @@ def distinctness(passages: np.ndarray, *, step: int = 16_384) -> np.ndarray:
         cos = np.einsum("ij,ij->i", block, rest) / np.maximum(norms, 1e-12)
         out[lo:lo + step] = 1.0 - cos
     return out
+
+
+def closest_clause(clauses: np.ndarray, rows: np.ndarray, ids: np.ndarray, query: np.ndarray,
+                   passage: np.ndarray) -> np.ndarray:
+    """For passages `ids`, the best cosine to the query among each one's clauses and itself.
+
+    `rows[i]:rows[i + 1]` are passage i's clause rows; only the candidates' rows are read.
+    """
+    lo, hi = rows[ids], rows[ids + 1]
+    counts = hi - lo
+    best = passage.copy()
+    has = counts > 0
+    if not has.any():
+        return best
+    starts = np.repeat(lo[has] - np.cumsum(counts[has]) + counts[has], counts[has])
+    picked = starts + np.arange(int(counts[has].sum()))
+    sims = clauses[picked].astype(np.float32) @ query
+    firsts = np.concatenate([[0], np.cumsum(counts[has])[:-1]])
+    best[has] = np.maximum(best[has], np.maximum.reduceat(sims, firsts))
+    return best
 
 
 def open_engine(index: Index, *, weights: Weights = Weights(),
@@ -206,9 +231,13 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
     for name, vec in engine.index.vectors.items():
         q = qvecs[name]
         kind = "multilingual" if name == MULTILINGUAL_MODEL else "dense"
-        columns += [vec.passages[ids] @ q, vec.documents[docs] @ q, vec.questions[docs] @ q,
+        own = vec.passages[ids] @ q
+        columns += [own, vec.documents[docs] @ q, vec.questions[docs] @ q,
                     vec.pairs[ids] @ q, engine._distinct[name][ids]]
         names += [f"{kind}.{s}" for s in SIGNALS] + [f"{kind}.distinct"]
+        if name in engine._clause_rows:
+            columns.append(closest_clause(vec.clauses, engine._clause_rows[name], ids, q, own))
+            names.append(f"{kind}.clause")
     columns += [lex["passage"][ids], lex["answer"][docs], lex["question"][docs],
                 lex["pair"][ids]]
     names += [f"lexical.{s}" for s in SIGNALS]

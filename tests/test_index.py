@@ -1,8 +1,10 @@
 """The index on disk: its manifest, and every way it can be missing, stale or damaged."""
 
+import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag import (
@@ -13,7 +15,7 @@ from rag import (
     IndexWriteError,
     build,
 )
-from rag.index import FORMAT_VERSION, load_index, read_manifest
+from rag.index import FORMAT_VERSION, load_index, passage_clauses, read_manifest
 
 
 def _current(root: Path) -> Path:
@@ -57,7 +59,8 @@ def test_older_format_is_stale(scratch):
         load_index(scratch / "index", root=scratch)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip", "delete", "manifest", "pointer"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete", "manifest", "pointer",
+                                    "clauses"])
 def test_damaged_index_is_refused(scratch, damage):
     build_dir = _current(scratch)
     target = next(build_dir.glob("*.faiss"))
@@ -71,9 +74,40 @@ def test_damaged_index_is_refused(scratch, damage):
         (build_dir / "corpus.json").unlink()
     elif damage == "manifest":
         (build_dir / "manifest.json").write_text("{not json")
+    elif damage == "clauses":
+        clauses = next(build_dir.glob("*.clauses.npy"))
+        clauses.write_bytes(clauses.read_bytes()[:-64])
     else:
         (scratch / "index" / "CURRENT").write_text("build-gone\n")
     with pytest.raises(IndexCorruptError):
+        load_index(scratch / "index", root=scratch)
+
+
+def test_multilingual_clause_vectors_are_kept_in_passage_order(project, embedders):
+    from rag import DEFAULT_MODEL, MULTILINGUAL_MODEL
+
+    index = load_index(project / "index", root=project)
+    texts, owners = passage_clauses(index.corpus)
+    use = index.vectors[MULTILINGUAL_MODEL]
+    assert len(texts) > len(index.corpus.passages)  # the long answers have several clauses
+    assert use.clauses.dtype == np.float16
+    assert use.clauses.shape == (len(texts), use.passages.shape[1])
+    assert use.clause_of.tolist() == owners.tolist() == sorted(owners.tolist())
+    again = embedders[MULTILINGUAL_MODEL].embed_batch(texts[:5])
+    assert np.allclose(use.clauses[:5].astype(np.float32), again, atol=2e-3)
+    assert len(index.vectors[DEFAULT_MODEL].clauses) == 0  # measured to add nothing
+
+
+def test_clause_vectors_that_do_not_fit_the_passages_are_refused(scratch):
+    build_dir = _current(scratch)
+    path = next(build_dir.glob("*.clause_of.npy"))
+    owners = np.load(path)
+    np.save(path, owners[:-1])  # one clause without its passage
+    manifest_path = build_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"][path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match="clause"):
         load_index(scratch / "index", root=scratch)
 
 

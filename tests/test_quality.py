@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rag.evaluate import evaluate, read_gold
-from rag.retrieve import distinctness, query_features, signal_matrix
+from rag.retrieve import closest_clause, distinctness, query_features, signal_matrix
 
 from .conftest import GOLD
 
@@ -70,6 +70,32 @@ def test_a_passage_close_to_all_the_others_is_the_least_distinct():
     # Computed in steps, as for a large corpus, it is the same.
     assert np.allclose(distinctness(rows.astype(np.float32), step=8), whole, atol=1e-6)
     assert distinctness(rows[:1].astype(np.float32)).tolist() == [1.0]
+
+
+def test_a_passage_scores_its_closest_clause_or_itself():
+    rng = np.random.default_rng(1)
+    n, dim = 40, 8
+    owners = np.sort(rng.integers(0, n, 90))
+    owners = owners[owners != 3]  # passage 3 has no clauses
+    clauses = rng.normal(size=(len(owners), dim)).astype(np.float16)
+    passages = rng.normal(size=(n, dim)).astype(np.float32)
+    query = rng.normal(size=dim).astype(np.float32)
+    rows = np.searchsorted(owners, np.arange(n + 1))
+    ids = np.concatenate([[3], rng.permutation(n)[:15]])
+    got = closest_clause(clauses, rows, ids, query, passages[ids] @ query)
+    for i, value in zip(ids, got, strict=True):
+        own = [float(passages[i] @ query)]
+        mine = [float(clauses[r].astype(np.float32) @ query) for r in np.flatnonzero(owners == i)]
+        assert value == pytest.approx(max(own + mine), abs=1e-5)
+    assert got[0] == pytest.approx(float(passages[3] @ query))
+
+
+def test_the_multilingual_model_scores_clauses(engine):
+    ids, signals, names = signal_matrix(engine, "Que fait-on au Sahel ?")
+    clause = signals[:, names.index("multilingual.clause")]
+    passage = signals[:, names.index("multilingual.passage")]
+    assert np.all(clause >= passage - 1e-3) and np.any(clause > passage + 0.01)
+    assert "dense.clause" not in names
 
 
 def test_each_model_scores_how_distinct_a_passage_is(engine):

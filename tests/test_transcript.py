@@ -3,7 +3,7 @@
 import pytest
 
 from rag import TranscriptFormatError, parse_transcript, read_transcript
-from rag.chunk import chunk_span
+from rag.chunk import chunk_span, clause_spans
 
 from .conftest import TRANSCRIPT
 
@@ -37,6 +37,22 @@ def test_passages_stay_inside_their_answer_and_cover_it():
         for a, b in spans:
             assert turn.start <= a < b <= turn.end
             assert b - a <= 400
+
+
+def test_clauses_split_a_passage_at_its_commas_and_colons():
+    text = "Au Sahel, il y a déjà un partenariat : nous allons faire plus, ensemble, là-bas."
+    spans = clause_spans(text, 0, len(text))
+    # Pieces of fewer than three words ("Au Sahel", "ensemble", "là-bas.") are left out.
+    assert [text[a:b] for a, b in spans] == ["il y a déjà un partenariat",
+                                              "nous allons faire plus"]
+    assert clause_spans("One sentence, no.", 0, 17) == []
+    assert clause_spans("Une seule phrase sans virgule.", 0, 30) == []
+    t = read_transcript(TRANSCRIPT)
+    for turn in t.turns:
+        for a, b in chunk_span(t.text, turn.start, turn.end):
+            for c, d in clause_spans(t.text, a, b):
+                assert a <= c < d <= b and t.text[c:d] == t.text[c:d].strip()
+                assert t.text[d - 1] not in ",;:"
 
 
 GOOD = 'date 2021-10 France 2 : Question ?\n\nA. B : "Réponse."\n\nSuite ?\n\n"Autre réponse".\n'
