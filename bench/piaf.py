@@ -9,7 +9,8 @@ tuning; odd positions are held out and reported, never tuned on.
     python bench/piaf.py [--split even|odd] [--json] [--limit N] [--weights NAME]
 
 --weights: default (rag.retrieve.Weights), piaf (refitted on the even split), piaf-lexical
-(refitted, with BM25 k1=0.1 and a title+paragraph BM25 signal; see docs/quality-piaf.md).
+(refitted, with BM25 k1=0.1 and a title+paragraph BM25 signal; see docs/quality-piaf.md), and
+piaf-clause (the same, refitted with every current signal, the multilingual clause among them).
 
 Baselines: all-MiniLM-L6-v2 over whole paragraphs in FAISS (the tutorial RAG stack), Okapi
 BM25 with the Snowball French stemmer, and multilingual USE over whole paragraphs.
@@ -153,10 +154,20 @@ PIAF_LEXICAL_RANK = (
     ("multilingual.question", 0.038), ("multilingual.pair", 0.125),
     ("lexical.passage", 0.033), ("lexical.answer", 0.067), ("lexical.question", 0.014),
     ("lexical.pair", 0.104), ("lexical.titled", 0.156))
+# piaf-lexical refitted with every signal of the current engine, the multilingual clause
+# signal among them (`python bench/piaf_fit.py --weights piaf-clause`).
+PIAF_CLAUSE_RANK = (
+    ("dense.passage", 0.039), ("dense.answer", 0.033), ("dense.question", 0.029),
+    ("dense.pair", 0.056), ("dense.distinct", 0.028), ("multilingual.passage", 0.068),
+    ("multilingual.answer", 0.114), ("multilingual.question", 0.027),
+    ("multilingual.pair", 0.082), ("multilingual.distinct", 0.0), ("multilingual.clause", 0.115),
+    ("lexical.passage", 0.022), ("lexical.answer", 0.067), ("lexical.question", 0.013),
+    ("lexical.pair", 0.093), ("grams.pair", 0.066), ("lexical.titled", 0.148))
 VARIANTS = {
     "default": Variant(Weights()),
     "piaf": Variant(Weights(rank=PIAF_RANK)),
     "piaf-lexical": Variant(Weights(rank=PIAF_LEXICAL_RANK), k1=0.1, titled=True),
+    "piaf-clause": Variant(Weights(rank=PIAF_CLAUSE_RANK), k1=0.1, titled=True),
 }
 
 
