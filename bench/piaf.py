@@ -248,6 +248,7 @@ def run(args) -> dict:
         timings[name] = time.perf_counter() - start
     return {"split": args.split, "weights": args.weights, "questions": len(questions),
             "paragraphs": len(paragraphs), "passages": len(corpus.passages),
+            "clauses": len(engine.index.vectors[MULTILINGUAL_MODEL].clauses),
             "results": results, "seconds": {k: round(v, 1) for k, v in timings.items()}}
 
 
@@ -257,7 +258,8 @@ LABELS = {"engine": "engine ({weights} weights)", "minilm_faiss": "MiniLM + FAIS
 
 def table(report: dict) -> str:
     lines = [f"PIAF v1.1, {report['split']} split: {report['questions']} questions, "
-             f"{report['paragraphs']} paragraphs ({report['passages']} passages)",
+             f"{report['paragraphs']} paragraphs ({report['passages']} passages, "
+             f"{report['clauses']} clauses)",
              f"{'method':32}" + "".join(f"{k:>8}" for k in ("R@1", "R@5", "R@10", "MRR"))
              + f"{'seconds':>9}"]
     for name, figures in report["results"].items():

@@ -261,13 +261,13 @@ def build_index(sources: list[Path], index_dir: Path, *, root: Path,
                                      min_chars=settings.min_chars)
     embedders = embedders or {}
     vectors = {}
+    clauses = len(passage_clauses(corpus)[0])
     for model in settings.models:
         embedder = embedders.get(model) or load_embedder(model, backend=settings.backend,
                                                           cache_dir=cache_dir)
         embedders[model] = embedder
         total = 2 * len(corpus.passages) + 2 * len(corpus.documents)
-        if model in CLAUSE_MODELS:
-            total += len(passage_clauses(corpus)[0])
+        total += clauses if model in CLAUSE_MODELS else 0
         tick = progress(f"embedding with {model}", total) if progress else None
         vectors[model] = embed_corpus(corpus, embedder, tick)
     manifest = {
@@ -276,6 +276,7 @@ def build_index(sources: list[Path], index_dir: Path, *, root: Path,
         "models": [{"name": m, "dim": int(vectors[m].passages.shape[1])} for m in settings.models],
         "settings": asdict(settings),
         "passages": len(corpus.passages),
+        "clauses": clauses,
         "documents": len(corpus.documents),
         "index_type": "hnsw" if len(corpus.passages) > FLAT_LIMIT else "flat",
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

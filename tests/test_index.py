@@ -90,6 +90,7 @@ def test_multilingual_clause_vectors_are_kept_in_passage_order(project, embedder
     texts, owners = passage_clauses(index.corpus)
     use = index.vectors[MULTILINGUAL_MODEL]
     assert len(texts) > len(index.corpus.passages)  # the long answers have several clauses
+    assert index.manifest["clauses"] == len(texts)
     assert use.clauses.dtype == np.float16
     assert use.clauses.shape == (len(texts), use.passages.shape[1])
     assert use.clause_of.tolist() == owners.tolist() == sorted(owners.tolist())
