@@ -4,7 +4,9 @@ The server's worker answers the questions waiting at once with `rag.ask_many`: e
 embeds the batch, then each question is ranked and its answer composed. This times those
 stages apart, in CPU time of the whole process (all threads), over the gold questions in
 batches of `--batch`, alternating the stages `--repeat` times so noise lands on all of them;
-the whole `ask_many` is timed beside them as the baseline they should add up to.
+the whole `ask_many` is timed beside them as the baseline they should add up to. The stage
+"embed new words" is what term coverage costs for questions whose words were never seen; a
+warm server keeps their vectors, so the whole `ask_many` here (warm) does not include it.
 
     python bench/stages.py [--batch 32] [--repeat 5] [--smoke] [--json]
 """
@@ -56,6 +58,12 @@ def measure(engine, questions: list[str], *, batch: int, repeat: int) -> dict:
                 _compose(q, q, search(engine, q, k=3, qvecs=v), 3)
 
     stages = {f"embed {name}": embed_with(name) for name in engine.embedders}
+    coverage = engine._coverage
+    if coverage.embedder is not None and len(coverage.vectors):
+        # Term coverage's words, as if none had been seen: the server embeds them with the
+        # questions in one call, and keeps their vectors for the next questions.
+        stages["embed new words (term coverage)"] = lambda: [
+            coverage.embedder.embed_batch(coverage.unknown(g)) for g in groups]
     stages["rank and compose"] = rank
     stages["ask_many (whole)"] = lambda: [ask_many(engine, [Request(q) for q in g])
                                           for g in groups]

@@ -127,8 +127,9 @@ def _run(args) -> int:
         index = build(args.index, root=Path.cwd(), sources=args.sources or None,
                       settings=_settings(args), progress=_progress, cache_dir=args.cache_dir)
         m = index.manifest
-        print(f"indexed {m['passages']} passages ({m['clauses']} clauses) from "
-              f"{m['documents']} answers in {len(m['sources'])} transcript(s) into {args.index}/")
+        print(f"indexed {m['passages']} passages ({m['clauses']} clauses, "
+              f"{m['words']['count']} words) from {m['documents']} answers in "
+              f"{len(m['sources'])} transcript(s) into {args.index}/")
         return 0
     if args.command == "serve":
         from .server import serve

@@ -25,6 +25,7 @@ import numpy as np
 
 from .chunk import clause_spans
 from .corpus import Corpus, corpus_from_transcripts
+from .coverage import corpus_words, words_digest
 from .embed import (
     DEFAULT_BACKEND,
     DEFAULT_MODEL,
@@ -36,7 +37,7 @@ from .embed import (
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, IndexWriteError
 from .transcript import read_transcript
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 FLAT_LIMIT = 20_000  # above this many passages, an HNSW graph replaces exact search
 HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
 # Search depth by corpus size: the smallest that keeps recall@10 against exact search
@@ -46,6 +47,10 @@ HNSW_EF_SEARCH = ((200_000, 256), (None, 1024))
 # fit gives the multilingual encoder's clause signal a large weight and all-MiniLM-L6-v2's
 # none (docs/quality.md), so only the former spends indexing time and memory on them.
 CLAUSE_MODELS = frozenset({MULTILINGUAL_MODEL})
+# Models whose vectors of the corpus's words are kept (`Vectors.words`), for a question's
+# term coverage (rag/coverage.py): only a cross-lingual model can say that "disengaging" is
+# a word of a French transcript.
+WORD_MODELS = frozenset({MULTILINGUAL_MODEL})
 
 
 def hnsw_ef_search(n: int) -> int:
@@ -75,7 +80,8 @@ class Vectors:
 
     `clauses` (float16, to halve their memory) holds the vectors of the passages' clauses,
     in passage order, and `clause_of` the passage each belongs to; both are empty for a model
-    not in CLAUSE_MODELS.
+    not in CLAUSE_MODELS. `words` (float16) holds the vectors of the corpus's most widespread
+    words (`coverage.corpus_words`), empty for a model not in WORD_MODELS.
     """
 
     passages: np.ndarray
@@ -85,18 +91,25 @@ class Vectors:
     faiss_index: object = field(default=None, repr=False)
     clauses: np.ndarray | None = None
     clause_of: np.ndarray | None = None
+    words: np.ndarray | None = None
 
     def __post_init__(self):
         if self.clauses is None or self.clause_of is None:
             self.clauses = np.zeros((0, self.passages.shape[1]), np.float16)
             self.clause_of = np.zeros(0, np.int64)
+        if self.words is None:
+            self.words = np.zeros((0, self.passages.shape[1]), np.float16)
 
 
 @dataclass
 class Index:
+    """A corpus with its vectors. `words`: `coverage.corpus_words(corpus)` when already
+    computed (loading checks it against the build's), so an engine need not redo it."""
+
     corpus: Corpus
     vectors: dict[str, Vectors]
     manifest: dict
+    words: tuple[frozenset[str], list[str]] | None = None
 
 
 def _sha256(path: Path) -> str:
@@ -133,9 +146,10 @@ def passage_clauses(corpus: Corpus) -> tuple[list[str], np.ndarray]:
 
 def embed_corpus(corpus: Corpus, embedder: Embedder,
                  progress: Callable[[int], None] | None = None, *,
-                 clauses: bool | None = None) -> Vectors:
-    """Vectors for every passage, answer and interviewer question of a corpus, and for the
-    passages' clauses when `clauses` (default: for a model in CLAUSE_MODELS).
+                 clauses: bool | None = None, words: bool | None = None) -> Vectors:
+    """Vectors for every passage, answer and interviewer question of a corpus, for the
+    passages' clauses when `clauses` (default: for a model in CLAUSE_MODELS), and for the
+    corpus's words when `words` (default: for a model in WORD_MODELS).
 
     A mean-pooled model runs only over the passages and the distinct questions: an answer's
     vector pools its passages' tokens, and a pair's pools its question's and passage's, which
@@ -151,6 +165,10 @@ def embed_corpus(corpus: Corpus, embedder: Embedder,
         if parts:
             vectors.clauses = np.concatenate(parts).astype(np.float16)
             vectors.clause_of = owners
+    if embedder.name in WORD_MODELS if words is None else words:
+        parts = _in_steps(embedder.embed_batch, corpus_words(corpus)[1], progress)
+        if parts:
+            vectors.words = np.concatenate(parts).astype(np.float16)
     vectors.faiss_index = make_faiss_index(vectors.passages)
     return vectors
 
@@ -262,12 +280,14 @@ def build_index(sources: list[Path], index_dir: Path, *, root: Path,
     embedders = embedders or {}
     vectors = {}
     clauses = len(passage_clauses(corpus)[0])
+    all_words, words = corpus_words(corpus)
     for model in settings.models:
         embedder = embedders.get(model) or load_embedder(model, backend=settings.backend,
                                                           cache_dir=cache_dir)
         embedders[model] = embedder
         total = 2 * len(corpus.passages) + 2 * len(corpus.documents)
         total += clauses if model in CLAUSE_MODELS else 0
+        total += len(words) if model in WORD_MODELS else 0
         tick = progress(f"embedding with {model}", total) if progress else None
         vectors[model] = embed_corpus(corpus, embedder, tick)
     manifest = {
@@ -277,13 +297,14 @@ def build_index(sources: list[Path], index_dir: Path, *, root: Path,
         "settings": asdict(settings),
         "passages": len(corpus.passages),
         "clauses": clauses,
+        "words": {"count": len(words), "sha256": words_digest(words)},
         "documents": len(corpus.documents),
         "index_type": "hnsw" if len(corpus.passages) > FLAT_LIMIT else "flat",
         "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     with _build_lock(index_dir):
         _write(index_dir, corpus, vectors, manifest)
-    return Index(corpus, vectors, manifest)
+    return Index(corpus, vectors, manifest, (all_words, words))
 
 
 def _write(index_dir: Path, corpus: Corpus, vectors: dict[str, Vectors], manifest: dict) -> None:
@@ -309,6 +330,10 @@ def _write(index_dir: Path, corpus: Corpus, vectors: dict[str, Vectors], manifes
                                     (build / f"{slug}.clause_of.npy", vec.clause_of)):
                     np.save(path, array, allow_pickle=False)
                     files[path.name] = _sha256(path)
+            if len(vec.words):
+                path = build / f"{slug}.words.npy"
+                np.save(path, vec.words, allow_pickle=False)
+                files[path.name] = _sha256(path)
         manifest = dict(manifest, files=files)
         path = build / "manifest.json"
         path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -395,6 +420,10 @@ def load_index(index_dir: Path, *, root: Path, sources: list[Path] | None = None
                 raise IndexCorruptError(f"{name} in {build} is damaged (checksum mismatch)")
         corpus = Corpus.from_json(
             json.loads((build / "corpus.json").read_text(encoding="utf-8")), texts)
+        known, words = corpus_words(corpus)
+        if manifest["words"] != {"count": len(words), "sha256": words_digest(words)}:
+            raise IndexStaleError("the index's list of the corpus's words is not the one this "
+                                  "version makes; rebuild it")
         vectors = {}
         for entry in manifest["models"]:
             slug = _slug(entry["name"])
@@ -415,10 +444,16 @@ def load_index(index_dir: Path, *, root: Path, sources: list[Path] | None = None
                         np.any(np.diff(clause_of) < 0) or \
                         (len(clause_of) and not 0 <= clause_of[0] <= clause_of[-1] < n):
                     raise IndexCorruptError(f"{build}: clause vectors do not match the passages")
+            word_vectors = None
+            if f"{slug}.words.npy" in manifest["files"]:
+                word_vectors = np.load(build / f"{slug}.words.npy", allow_pickle=False)
+                if word_vectors.shape != (len(words), entry["dim"]):
+                    raise IndexCorruptError(f"{build}: word vectors do not match the corpus")
             vectors[entry["name"]] = Vectors(passages, context[:m], context[m:2 * m],
-                                             context[2 * m:], index, clauses, clause_of)
-    except IndexCorruptError:
+                                             context[2 * m:], index, clauses, clause_of,
+                                             word_vectors)
+    except (IndexCorruptError, IndexStaleError):
         raise
     except (OSError, KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
         raise IndexCorruptError(f"the index in {build} is damaged ({type(exc).__name__})") from None
-    return Index(corpus, vectors, manifest)
+    return Index(corpus, vectors, manifest, (known, words))

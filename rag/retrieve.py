@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .corpus import Document, Passage
+from .coverage import Coverage, content_words, corpus_words
 from .embed import DEFAULT_BACKEND, MULTILINGUAL_MODEL, Embedder, load_embedder
 from .index import Index
 from .language import language
@@ -49,15 +50,16 @@ class Weights:
         ("multilingual.clause", 0.359), ("lexical.passage", 0.018), ("lexical.answer", 0.0),
         ("lexical.question", 0.042), ("lexical.pair", 0.138), ("grams.pair", 0.536))
     abstain: tuple[tuple[str, float], ...] = (
-        ("dense.passage", 0.353), ("dense.answer", 0.714), ("dense.question", 0.948),
-        ("dense.pair", 0.687), ("dense.distinct", -0.01), ("multilingual.passage", 1.076),
-        ("multilingual.answer", 1.251), ("multilingual.question", 1.026),
-        ("multilingual.pair", 1.238), ("multilingual.distinct", -0.298),
-        ("multilingual.clause", 1.091), ("lexical.passage", 0.453), ("lexical.answer", 0.724),
-        ("lexical.question", 0.254), ("lexical.pair", 0.611), ("grams.pair", 0.835),
-        ("fused", 0.726), ("query.unknown_names", -1.273), ("query.unknown_terms", -1.931),
-        ("query.cross_lingual", 0.13), ("query.unknown_terms_same", -1.175))
-    abstain_bias: float = 0.179
+        ("dense.passage", 0.313), ("dense.answer", 0.656), ("dense.question", 0.894),
+        ("dense.pair", 0.636), ("dense.distinct", -0.008), ("multilingual.passage", 1.012),
+        ("multilingual.answer", 1.177), ("multilingual.question", 0.983),
+        ("multilingual.pair", 1.167), ("multilingual.distinct", -0.275),
+        ("multilingual.clause", 1.034), ("lexical.passage", 0.412), ("lexical.answer", 0.661),
+        ("lexical.question", 0.229), ("lexical.pair", 0.548), ("grams.pair", 0.75),
+        ("fused", 0.677), ("query.unknown_names", -1.191), ("query.unknown_terms", -1.78),
+        ("query.cross_lingual", 0.131), ("query.unknown_terms_same", -1.08),
+        ("query.term_coverage", 1.607))
+    abstain_bias: float = -0.962
     candidates: int = 100
 
     def vector(self, names: list[str], which: str = "rank") -> np.ndarray:
@@ -109,6 +111,12 @@ class Engine:
         n = len(corpus.passages)
         self._clause_rows = {name: np.searchsorted(vec.clause_of, np.arange(n + 1))
                              for name, vec in self.index.vectors.items() if len(vec.clauses)}
+        known, _ = self.index.words or corpus_words(corpus)
+        words = self.index.vectors.get(MULTILINGUAL_MODEL)
+        words = words.words if words is not None else np.zeros((0, 1), np.float16)
+        self._coverage = Coverage(
+            known, words.astype(np.float32), self.embedders.get(MULTILINGUAL_MODEL),
+            frozenset(w for d in corpus.documents for w in content_words(d.speaker or "")))
 
 
 def distinctness(passages: np.ndarray, *, step: int = 16_384) -> np.ndarray:
@@ -170,14 +178,24 @@ def embed_queries(engine: Engine, queries: list[str]) -> list[dict[str, np.ndarr
 
     The models run side by side, one thread each: each runs its own work on one core, and
     encoding the question is most of what a warm answer costs.
+    The multilingual encoder also embeds the questions' words that term coverage has no
+    vector for yet, in the same batch (one call costs more than a few words more).
     """
     names = list(engine.embedders)
     texts = list(queries)
+    words = engine._coverage.missing(texts)
+
+    def run(name):
+        extra = words if name == MULTILINGUAL_MODEL else []
+        return engine.embedders[name].embed_batch(texts + extra)
+
     if len(names) < 2:
-        outputs = [engine.embedders[n].embed_batch(texts) for n in names]
+        outputs = [run(n) for n in names]
     else:
-        outputs = list(_threads().map(lambda n: engine.embedders[n].embed_batch(texts), names))
+        outputs = list(_threads().map(run, names))
     matrices = dict(zip(names, outputs, strict=True))
+    if words:
+        engine._coverage.store(words, matrices[MULTILINGUAL_MODEL][len(texts):])
     return [{name: m[i] for name, m in matrices.items()} for i in range(len(queries))]
 
 
@@ -257,7 +275,8 @@ def query_features(engine: Engine, query: str) -> dict[str, float]:
     terms missing from the corpus vocabulary feeds the abstention rule. Missing terms say
     little when the question is in another language than the transcripts (English about
     French text: every word is missing), so they count again on their own for a question in
-    the transcripts' language, beside whether it was asked across languages.
+    the transcripts' language, beside whether it was asked across languages. Term coverage
+    (rag/coverage.py) asks the same across languages.
     """
     words = [ELISION.sub("", w) for w in _NAME.findall(query)]  # l'Ukraine: a name
     names = [w for w in words[1:] if w[:1].isupper() and len(w) > 2]
@@ -269,7 +288,8 @@ def query_features(engine: Engine, query: str) -> dict[str, float]:
     return {"query.unknown_names": len(missing) / len(names) if names else 0.0,
             "query.unknown_terms": unknown_share,
             "query.cross_lingual": across,
-            "query.unknown_terms_same": unknown_share * (1.0 - across)}
+            "query.unknown_terms_same": unknown_share * (1.0 - across),
+            "query.term_coverage": engine._coverage.score(query)}
 
 
 def fuse(signals: np.ndarray, names: list[str], weights: Weights) -> np.ndarray:

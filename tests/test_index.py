@@ -112,6 +112,41 @@ def test_clause_vectors_that_do_not_fit_the_passages_are_refused(scratch):
         load_index(scratch / "index", root=scratch)
 
 
+def test_multilingual_word_vectors_are_kept_for_the_corpus_words(project, embedders):
+    from rag import DEFAULT_MODEL, MULTILINGUAL_MODEL
+    from rag.coverage import corpus_words, words_digest
+
+    index = load_index(project / "index", root=project)
+    _, words = corpus_words(index.corpus)
+    assert index.manifest["words"] == {"count": len(words), "sha256": words_digest(words)}
+    use = index.vectors[MULTILINGUAL_MODEL]
+    assert use.words.dtype == np.float16 and use.words.shape == (len(words), 512)
+    again = embedders[MULTILINGUAL_MODEL].embed_batch(words[-5:])
+    assert np.allclose(use.words[-5:].astype(np.float32), again, atol=2e-3)
+    assert len(index.vectors[DEFAULT_MODEL].words) == 0
+
+
+def test_word_vectors_that_do_not_fit_the_corpus_are_refused(scratch):
+    build_dir = _current(scratch)
+    path = next(build_dir.glob("*.words.npy"))
+    np.save(path, np.load(path)[:-1])
+    manifest_path = build_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"][path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match="word"):
+        load_index(scratch / "index", root=scratch)
+
+
+def test_an_index_whose_word_list_differs_is_stale(scratch):
+    manifest_path = _current(scratch) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["words"]["sha256"] = "0" * 64  # words chosen by another version
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexStaleError, match="words"):
+        load_index(scratch / "index", root=scratch)
+
+
 class _FailingEmbedder:
     """Implements the embedder interface and fails, like a crash after the first model's work."""
 

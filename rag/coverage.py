@@ -1,0 +1,112 @@
+"""How much of a question the transcripts speak of, in either language.
+
+An off-topic question close to an interview's themes ("Did Blinken mention trade tariffs
+between the EU and the US?") shares names with it, so its best passage can score like an
+answer. What gives it away is a word the transcripts neither use nor translate. Each content
+word of the question is compared, under the multilingual encoder, with the corpus's own words:
+"disengaging" lands near "désengagent", "tariffs" near nothing. The mean of each word's best
+cosine, the question's term coverage, feeds the abstention rule. A word spelt as in the corpus
+counts 1 and needs no vector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .corpus import Corpus
+from .lexical import _WORD, ELISION, STOP_WORDS
+
+# Words with vectors: the corpus's most widespread ones. A corpus of a million passages has
+# far more distinct words; past this many, a question's word is matched against these only
+# (a word spelt as in the corpus still counts 1), which bounds memory and the cost per word.
+VOCABULARY_LIMIT = 20_000
+CACHE_LIMIT = 50_000  # words of past questions whose vectors are kept
+
+
+def content_words(text: str) -> list[str]:
+    """Lower-cased words of three letters or more, elisions split, stop words and numbers out."""
+    text = ELISION.sub(" ", text.lower())
+    return [w for w in _WORD.findall(text)
+            if len(w) > 2 and w not in STOP_WORDS and not w.isdigit()]
+
+
+def corpus_words(corpus: Corpus, limit: int = VOCABULARY_LIMIT) -> tuple[frozenset[str],
+                                                                        list[str]]:
+    """Every content word of the passages and interviewer questions, and the `limit` found
+    in the most passages (ties by spelling), which get vectors."""
+    counts: Counter[str] = Counter()
+    for p in corpus.passages:
+        counts.update(set(content_words(p.text)))
+    for d in corpus.documents:
+        counts.update(set(content_words(d.question or "")))
+    ranked = sorted(counts, key=lambda w: (-counts[w], w))
+    return frozenset(counts), ranked[:limit]
+
+
+def words_digest(words: list[str]) -> str:
+    """What the index records of the words its vectors stand for."""
+    return hashlib.sha256("\n".join(words).encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Coverage:
+    """The corpus side of term coverage, and the vectors of words questions have used.
+
+    `vectors` are unit rows for `ranked` (empty when the index keeps none: then only words
+    spelt as in the corpus count). `ignore`: words that select nothing, such as the speaker's
+    name.
+    """
+
+    known: frozenset[str]
+    vectors: np.ndarray
+    embedder: object | None = None
+    ignore: frozenset[str] = frozenset()
+    _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def words(self, query: str) -> list[str]:
+        return [w for w in content_words(query) if w not in self.ignore]
+
+    def unknown(self, queries: Iterable[str]) -> list[str]:
+        """The words of these questions that are no word of the corpus, once each."""
+        return sorted({w for q in queries for w in self.words(q) if w not in self.known})
+
+    def missing(self, queries: Iterable[str]) -> list[str]:
+        """The words of these questions that need a vector not yet computed."""
+        if self.embedder is None or not len(self.vectors):
+            return []
+        return [w for w in self.unknown(queries) if w not in self._cache]
+
+    def store(self, words: list[str], vectors: np.ndarray) -> None:
+        with self._lock:
+            if len(self._cache) + len(words) > CACHE_LIMIT:
+                self._cache.clear()
+            self._cache.update(zip(words, np.asarray(vectors, np.float32), strict=True))
+
+    def score(self, query: str) -> float:
+        """Mean over the question's content words of the best cosine with a corpus word
+        (1 for a question with none: nothing in it is foreign to the corpus)."""
+        words = self.words(query)
+        if not words:
+            return 1.0
+        unknown = [w for w in words if w not in self.known]
+        if not unknown:
+            return 1.0
+        if self.embedder is None or not len(self.vectors):
+            return 1.0 - len(unknown) / len(words)
+        with self._lock:
+            found = {w: self._cache.get(w) for w in unknown}
+        todo = [w for w, vector in found.items() if vector is None]
+        if todo:
+            fresh = np.asarray(self.embedder.embed_batch(todo), np.float32)
+            found.update(zip(todo, fresh, strict=True))
+            self.store(todo, fresh)
+        rows = np.stack([found[w] for w in unknown])
+        best = np.clip((rows @ self.vectors.T).max(axis=1), 0.0, 1.0)
+        return float((len(words) - len(unknown) + best.sum()) / len(words))
