@@ -12,6 +12,7 @@ counts 1 and needs no vector.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -20,7 +21,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .corpus import Corpus
-from .lexical import _WORD, ELISION, STOP_WORDS
+from .embed import Embedder
+from .lexical import ELISION, STOP_WORDS
+
+_WORD = re.compile(r"\w+", re.UNICODE)
 
 # Words with vectors: the corpus's most widespread ones. A corpus of a million passages has
 # far more distinct words; past this many, a question's word is matched against these only
@@ -58,14 +62,14 @@ def words_digest(words: list[str]) -> str:
 class Coverage:
     """The corpus side of term coverage, and the vectors of words questions have used.
 
-    `vectors` are unit rows for `ranked` (empty when the index keeps none: then only words
-    spelt as in the corpus count). `ignore`: words that select nothing, such as the speaker's
-    name.
+    `known`: every word of the corpus; `vectors`: unit rows for the words `corpus_words` ranks
+    first (empty when the index keeps none: then only words spelt as in the corpus count).
+    `ignore`: words that select nothing, such as the speaker's name.
     """
 
     known: frozenset[str]
     vectors: np.ndarray
-    embedder: object | None = None
+    embedder: Embedder | None = None
     ignore: frozenset[str] = frozenset()
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
