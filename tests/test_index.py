@@ -99,15 +99,19 @@ def test_multilingual_clause_vectors_are_kept_in_passage_order(project, embedder
     assert len(index.vectors[DEFAULT_MODEL].clauses) == 0  # measured to add nothing
 
 
-def test_clause_vectors_that_do_not_fit_the_passages_are_refused(scratch):
-    build_dir = _current(scratch)
-    path = next(build_dir.glob("*.clause_of.npy"))
-    owners = np.load(path)
-    np.save(path, owners[:-1])  # one clause without its passage
+def _drop_last_row(build_dir: Path, pattern: str) -> None:
+    """Cut the last row of an index array and record its new checksum, as a build that wrote
+    the wrong number of rows would have."""
+    path = next(build_dir.glob(pattern))
+    np.save(path, np.load(path)[:-1])
     manifest_path = build_dir / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     manifest["files"][path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
     manifest_path.write_text(json.dumps(manifest))
+
+
+def test_clause_vectors_that_do_not_fit_the_passages_are_refused(scratch):
+    _drop_last_row(_current(scratch), "*.clause_of.npy")  # one clause without its passage
     with pytest.raises(IndexCorruptError, match="clause"):
         load_index(scratch / "index", root=scratch)
 
@@ -127,13 +131,7 @@ def test_multilingual_word_vectors_are_kept_for_the_corpus_words(project, embedd
 
 
 def test_word_vectors_that_do_not_fit_the_corpus_are_refused(scratch):
-    build_dir = _current(scratch)
-    path = next(build_dir.glob("*.words.npy"))
-    np.save(path, np.load(path)[:-1])
-    manifest_path = build_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["files"][path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
-    manifest_path.write_text(json.dumps(manifest))
+    _drop_last_row(_current(scratch), "*.words.npy")
     with pytest.raises(IndexCorruptError, match="word"):
         load_index(scratch / "index", root=scratch)
 
