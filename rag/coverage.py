@@ -63,7 +63,9 @@ class Coverage:
     """The corpus side of term coverage, and the vectors of words questions have used.
 
     `known`: every word of the corpus; `vectors`: unit rows for the words `corpus_words` ranks
-    first (empty when the index keeps none: then only words spelt as in the corpus count).
+    first. Empty when the index keeps none (built without the multilingual encoder): then a
+    word the corpus does not spell may still be a translation of one, so coverage cannot tell
+    and says 1, which leaves the abstention rule to the other signals.
     `ignore`: words that select nothing, such as the speaker's name.
     """
 
@@ -95,15 +97,14 @@ class Coverage:
 
     def score(self, query: str) -> float:
         """Mean over the question's content words of the best cosine with a corpus word
-        (1 for a question with none: nothing in it is foreign to the corpus)."""
+        (1 for a question with none: nothing in it is foreign to the corpus; 1 without word
+        vectors: nothing can be told)."""
         words = self.words(query)
         if not words:
             return 1.0
         unknown = [w for w in words if w not in self.known]
-        if not unknown:
+        if not unknown or self.embedder is None or not len(self.vectors):
             return 1.0
-        if self.embedder is None or not len(self.vectors):
-            return 1.0 - len(unknown) / len(words)
         with self._lock:
             found = {w: self._cache.get(w) for w in unknown}
         todo = [w for w, vector in found.items() if vector is None]

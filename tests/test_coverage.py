@@ -63,7 +63,24 @@ def test_words_embedded_with_the_questions_match_words_embedded_alone(engine):
         engine._coverage.score(question)
 
 
-def test_without_word_vectors_only_spelling_counts(engine):
+def test_without_word_vectors_coverage_cannot_tell(engine):
+    """An index built without the multilingual encoder: "tariffs" may be a translation of a
+    word of the corpus, and the English MiniLM cannot say, so coverage stays neutral."""
     plain = Coverage(engine._coverage.known, np.zeros((0, 512), np.float32))
-    assert plain.score("Sahel tariffs") == 0.5
+    assert plain.score("Sahel tariffs") == plain.score("Sahel") == 1.0
     assert plain.missing(["Sahel tariffs"]) == []
+    assert plain.unknown(["Sahel tariffs"]) == ["tariffs"]
+
+
+def test_an_index_without_the_multilingual_encoder_answers_with_neutral_coverage(scratch,
+                                                                                  embedders):
+    from rag import DEFAULT_MODEL, IndexSettings, ask, build, load_engine
+
+    settings = IndexSettings(multilingual=False)
+    build(scratch / "index", root=scratch, settings=settings,
+          embedders={DEFAULT_MODEL: embedders[DEFAULT_MODEL]})
+    engine = load_engine(scratch / "index", root=scratch, settings=settings)
+    assert MULTILINGUAL_MODEL not in engine.embedders and not len(engine._coverage.vectors)
+    assert query_features(engine, "What about tariffs?")["query.term_coverage"] == 1.0
+    answer = ask(engine, "Que dit Blinken du Sahel ?")
+    assert not answer.abstained and "Sahel" in answer.citations[0].text
