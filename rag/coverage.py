@@ -30,7 +30,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 # far more distinct words; past this many, a question's word is matched against these only
 # (a word spelt as in the corpus still counts 1), which bounds memory and the cost per word.
 VOCABULARY_LIMIT = 20_000
-CACHE_LIMIT = 50_000  # words of past questions whose vectors are kept
+CACHE_LIMIT = 10_000  # words of past questions whose vectors are kept: at most 20 MiB
 
 
 def content_words(text: str) -> list[str]:

@@ -84,3 +84,16 @@ def test_an_index_without_the_multilingual_encoder_answers_with_neutral_coverage
     assert query_features(engine, "What about tariffs?")["query.term_coverage"] == 1.0
     answer = ask(engine, "Que dit Blinken du Sahel ?")
     assert not answer.abstained and "Sahel" in answer.citations[0].text
+
+
+def test_the_kept_word_vectors_stay_bounded(engine):
+    """Questions full of new words (or nonsense) cannot grow the server's memory for ever."""
+    from rag.coverage import CACHE_LIMIT
+
+    fresh = Coverage(engine._coverage.known, engine._coverage.vectors,
+                     engine.embedders[MULTILINGUAL_MODEL])
+    for start in range(0, 3 * CACHE_LIMIT, 1000):
+        words = [f"mot{i}" for i in range(start, start + 1000)]
+        fresh.store(words, np.ones((len(words), 512), np.float32))
+        assert len(fresh._cache) <= CACHE_LIMIT
+    assert fresh.missing(["mot0 mot29999"]) == ["mot0"]  # the newest are kept
