@@ -112,10 +112,10 @@ class Engine:
         self._clause_rows = {name: np.searchsorted(vec.clause_of, np.arange(n + 1))
                              for name, vec in self.index.vectors.items() if len(vec.clauses)}
         known, _ = self.index.words or corpus_words(corpus)
-        words = self.index.vectors.get(MULTILINGUAL_MODEL)
-        words = words.words if words is not None else np.zeros((0, 1), np.float16)
+        use = self.index.vectors.get(MULTILINGUAL_MODEL)
         self._coverage = Coverage(
-            known, words.astype(np.float32), self.embedders.get(MULTILINGUAL_MODEL),
+            known, use.words.astype(np.float32) if use is not None else np.zeros((0, 1)),
+            self.embedders.get(MULTILINGUAL_MODEL),
             frozenset(w for d in corpus.documents for w in content_words(d.speaker or "")))
 
 
