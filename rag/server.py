@@ -36,6 +36,9 @@ MAX_BODY = 64 * 1024
 MAX_UI_BODY = 1024 * 1024  # the UI sends its chat history back with every question
 CONCURRENCY = 8
 MAX_BATCH = 32  # questions answered in one go by the worker
+# What `clean_question` keeps a question for, as the schema tells clients (it is checked there,
+# with a clearer message than a pattern mismatch).
+VISIBLE = r"[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]"
 REQUEST_TIMEOUT = 30.0  # seconds to send a whole request: a 1 MiB UI body on a slow link
 
 
@@ -46,7 +49,16 @@ def _mend(value: object) -> object:
     return value
 
 
+def _whole(value: object) -> object:
+    """A number with no fraction (`2.0`, as some JSON writers put 2) is that whole number, as
+    JSON Schema's `integer` has it; `2.5`, `"2"` and `true` stay refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 Text = Annotated[StrictStr, BeforeValidator(_mend)]
+Count = Annotated[StrictInt, BeforeValidator(_whole)]
 
 
 class AskRequest(BaseModel):
@@ -54,8 +66,11 @@ class AskRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     question: Text = Field(min_length=1, max_length=MAX_QUESTION_CHARS,
-                                examples=["Que dit Blinken du Sahel ?"])
-    k: StrictInt = Field(3, ge=1, le=MAX_K, description="the most citations to give")
+                           examples=["Que dit Blinken du Sahel ?"],
+                           description="at least one visible character: spaces, control and "
+                                       "zero-width characters alone make an empty question",
+                           json_schema_extra={"pattern": VISIBLE})
+    k: Count = Field(3, ge=1, le=MAX_K, description="the most citations to give")
     previous: Text | None = Field(
         None, max_length=MAX_QUESTION_CHARS,
         description="the conversation's previous question, for an elliptic follow-up")
@@ -286,16 +301,36 @@ def _add_routes(app: FastAPI, engine: Engine, answer: LockedAsk,
         return transcript_info(found) | {"text": found.text,
                                          "turns": [turn_out(t) for t in found.turns]}
 
-    known = {route.path.removeprefix("/api/") for route in app.routes
-             if getattr(route, "path", "").startswith("/api/")}
+    @app.head("/api/health", include_in_schema=False)
+    async def api_health_head() -> dict:
+        """For uptime monitors that check with HEAD: the same answer, without its body."""
+        return await api_health()
 
-    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                   include_in_schema=False)
-    async def api_other(rest: str) -> JSONResponse:
-        """Keep unknown API paths out of the UI's routes: a JSON 404 (or 405) instead."""
-        if rest in known:
-            return JSONResponse({"error": "method not allowed"}, status_code=405)
-        return JSONResponse({"error": "not found"}, status_code=404)
+    allowed: dict[str, set[str]] = {}
+    for route in app.routes:
+        if getattr(route, "path", "").startswith("/api/") and getattr(route, "methods", None):
+            allowed.setdefault(route.path, set()).update(route.methods)
+    # An ASGI app rather than a function, so that the route takes every method: the UI's
+    # routes, mounted at `/`, would otherwise answer the others.
+    app.add_route("/api/{rest:path}", ApiFallback({path: ", ".join(sorted(methods))
+                                                   for path, methods in allowed.items()}),
+                  include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class ApiFallback:
+    """Unknown API paths and methods get a JSON 404, or a 405 naming the methods allowed."""
+
+    allowed: Mapping[str, str]
+
+    async def __call__(self, scope, receive, send) -> None:
+        methods = self.allowed.get("/api/" + scope["path_params"]["rest"])
+        if methods:
+            response = JSONResponse({"error": "method not allowed"}, status_code=405,
+                                    headers={"Allow": methods})
+        else:
+            response = JSONResponse({"error": "not found"}, status_code=404)
+        await response(scope, receive, send)
 
 
 def transcript_info(transcript: Transcript) -> dict:

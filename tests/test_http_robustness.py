@@ -204,12 +204,31 @@ def test_json_is_read_only_when_declared(server, headers):
     ("GET", "/api/transcript?source=%00", 404),
     ("GET", "/api/transcript?source=/etc/passwd", 404),
     ("GET", "/api/transcript?source=data/../../../etc/passwd", 404),
+    ("TRACE", "/api/ask", 405),
+    ("OPTIONS", "/api/ask", 405),
+    ("PROPFIND", "/api/health", 405),
+    ("CONNECT", "/api/transcripts", 405),
+    ("TRACE", "/api/x", 404),
+    ("BREW", "/api/", 404),
 ])
 def test_wrong_method_or_api_path(server, method, path, status):
+    """Any method, even one HTTP does not define, gets the API's JSON error, never the UI's."""
     r = httpx.request(method, f"{server.url}{path}", timeout=30)
     assert r.status_code == status
     assert_clean_error(r)
     assert_no_leak(r.text)
+    if status == 405:
+        allowed = {m.strip() for m in r.headers["allow"].split(",")}
+        assert allowed and method not in allowed
+        for other in allowed - {"HEAD"}:
+            assert httpx.request(other, f"{server.url}{path}", timeout=30).status_code != 405
+
+
+def test_health_answers_head(server):
+    """Uptime monitors often check with HEAD."""
+    r = httpx.head(f"{server.url}/api/health", timeout=30)
+    assert r.status_code == 200 and r.content == b""
+    assert r.headers["content-type"].startswith("application/json")
 
 
 @pytest.mark.parametrize("path", ["/nothing/here", "/gradio_api/nothing", "/static/x.js",

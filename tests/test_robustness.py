@@ -1,6 +1,7 @@
 """Arbitrary input never breaks the engine or the parser, and builds cannot corrupt the index."""
 
 import fcntl
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from rag import (
     parse_transcript,
 )
 from rag.index import load_index
+from rag.server import VISIBLE
 
 from .conftest import TRANSCRIPT
 
@@ -40,6 +42,19 @@ def test_ask_never_raises_and_citations_stay_exact(engine, question):
     texts = engine.index.corpus.texts
     for c in answer.citations + answer.closest:
         assert texts[c.source][c.start:c.end] == c.text
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=20))
+def test_the_schema_pattern_says_which_questions_are_empty(question):
+    """`POST /api/ask` tells clients its rule for a question with something in it; the rule
+    it applies is `clean_question`'s, and the two agree."""
+    try:
+        clean_question(question)
+        kept = True
+    except QuestionError:
+        kept = False
+    assert kept == bool(re.search(VISIBLE, question))
 
 
 _LINE = st.one_of(

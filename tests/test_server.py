@@ -183,6 +183,13 @@ def test_unknown_transcripts_are_a_clean_error(server, params, status):
     assert_clean_error(r)
 
 
+def test_a_whole_number_written_as_float_is_a_whole_number(server):
+    """JSON has one number type: `2.0` is 2 (JSON Schema's integer), `2.5` is refused above."""
+    r = ask(server, {"question": "Que dit Blinken du Sahel ?", "k": 2.0})
+    assert r.status_code == 200
+    assert 1 <= len(r.json()["citations"]) <= 2
+
+
 def test_wrong_method_and_path_are_json(server):
     r = httpx.get(f"{server}/api/ask")
     assert r.status_code == 405

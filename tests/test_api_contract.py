@@ -1,0 +1,52 @@
+"""The HTTP API keeps its published contract: requests generated from `/openapi.json`, valid
+and invalid, against a real server over the real index. Every response must match the schema,
+no request may crash the server, a valid request may not be refused (beyond what the schema
+states) and an invalid one may not be accepted."""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+
+from tests.web_fixtures import running
+
+# The routes that take input: the others have no invalid request to send.
+INPUTS = {("POST", "/api/ask"), ("GET", "/api/transcript")}
+ROUTES = [("POST", "/api/ask"), ("GET", "/api/health"), ("GET", "/api/transcripts"),
+          ("GET", "/api/transcript")]
+MODES = {"valid": GenerationMode.POSITIVE, "invalid": GenerationMode.NEGATIVE}
+CASES = [pytest.param(route, mode, id=f"{route[0]} {route[1]} {label}")
+         for route in ROUTES for label, mode in MODES.items()
+         if mode == GenerationMode.POSITIVE or route in INPUTS]
+
+
+@pytest.fixture(scope="module")
+def api(engine):
+    from rag.server import create_app
+
+    with running(create_app(engine, ui=False)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def operations(api):
+    schema = schemathesis.openapi.from_url(f"{api}/openapi.json")
+    return {(op.method.upper(), op.path): op
+            for op in (result.ok() for result in schema.get_all_operations())}
+
+
+def test_the_schema_lists_every_route(operations):
+    assert set(operations) == set(ROUTES)
+
+
+@pytest.mark.parametrize("route, mode", CASES)
+def test_generated_requests_keep_the_contract(api, operations, route, mode):
+    @given(case=operations[route].as_strategy(generation_mode=mode))
+    @settings(max_examples=60, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    def check(case):
+        case.call_and_validate(base_url=api)
+
+    check()
