@@ -3,9 +3,11 @@
 For each number of clients (10 and 50 by default) it warms the server up, runs GET /api/health
 as the baseline of what the HTTP stack alone costs, then POST /api/ask with the gold questions
 in turn, and reports throughput, latency percentiles, errors, and the server's memory after the
-warm-up and after the run. Each client is one keep-alive HTTP/1.1 connection driven by asyncio
-in this one process, so the load generator takes little of the CPU the server needs on a small
-machine; its own CPU time is measured and reported beside the server's.
+warm-up and after the run, and the server's CPU split by thread (the model runs, the answer
+worker, the main thread's HTTP work: rag/threads.py names them). Each client is one keep-alive
+HTTP/1.1 connection driven by asyncio in this one process, so the load generator takes little
+of the CPU the server needs on a small machine; its own CPU time is measured and reported
+beside the server's.
 
     python bench/load.py [--clients 10 50] [--seconds 30] [--warmup 5] [--runs 1] [--json]
                          [--url http://127.0.0.1:PORT [--pid PID] | --root PROJECT]
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -58,6 +61,7 @@ class Phase:
     seconds: float = 0.0
     client_cpu: float = 0.0
     server_cpu: float | None = None
+    server_threads: dict[str, float] | None = None
 
     def summary(self) -> dict:
         done = sorted(self.latencies)
@@ -70,7 +74,11 @@ class Phase:
                 "client_cpu_pct": round(100 * self.client_cpu / self.seconds, 1)
                 if self.seconds else None,
                 "server_cpu_pct": round(100 * self.server_cpu / self.seconds, 1)
-                if self.seconds and self.server_cpu is not None else None}
+                if self.seconds and self.server_cpu is not None else None,
+                "server_threads_pct": {name: round(100 * cpu / self.seconds, 1)
+                                       for name, cpu in sorted((self.server_threads or {}).items(),
+                                                               key=lambda kv: -kv[1])
+                                       if cpu > 0} if self.seconds else {}}
 
 
 def requests_for(host: str, port: int, bodies: list[dict] | None) -> list[bytes]:
@@ -154,6 +162,26 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu(pid: int | None) -> dict[str, float]:
+    """CPU seconds so far of a process's threads by name: a pool's numbered threads together,
+    the main thread as "main", threads the server never named as "other"."""
+    if pid is None:
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    process = Path(f"/proc/{pid}/comm").read_text().strip()
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            name = (task / "comm").read_text().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        name = "main" if task.name == str(pid) else \
+            "other" if name == process else re.sub(r"_\d+$", "", name)
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def run_phase(url: str, clients: int, seconds: float, bodies: list[dict] | None,
               pid: int | None = None) -> Phase:
     """`clients` connections for `seconds`: /api/ask with `bodies` in turn, else /api/health."""
@@ -168,13 +196,15 @@ def run_phase(url: str, clients: int, seconds: float, bodies: list[dict] | None,
                                       deadline, phase, bodies is not None)
                                for n in range(clients)))
 
-    cpu, server_cpu = time.process_time(), cpu_seconds(pid)
+    cpu, server_cpu, threads = time.process_time(), cpu_seconds(pid), thread_cpu(pid)
     started = time.perf_counter()
     asyncio.run(all_clients())
     phase.seconds = time.perf_counter() - started
     phase.client_cpu = time.process_time() - cpu
     if server_cpu is not None:
         phase.server_cpu = cpu_seconds(pid) - server_cpu
+        phase.server_threads = {name: seconds - threads.get(name, 0.0)
+                                for name, seconds in thread_cpu(pid).items()}
     return phase
 
 
@@ -245,6 +275,9 @@ def show(report: dict) -> str:
                         f"{_pct(s['server_cpu_pct'], 11)}")
             if s["failures"]:
                 rows.append(f"      failures: {s['failures']}")
+            if key == "ask" and s.get("server_threads_pct"):
+                rows.append("      server CPU by thread: " + ", ".join(
+                    f"{name} {pct:.0f}%" for name, pct in s["server_threads_pct"].items()))
         rss = lv["rss_kib"]
         rows.append(f"      ask/health: throughput x{lv['throughput_ratio']}, p95 "
                     f"x{lv['p95_ratio']}; server RSS {_mib(rss['before'])} -> "

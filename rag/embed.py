@@ -158,9 +158,9 @@ class OnnxEmbedder:
         workers = self.threads or os.cpu_count() or 1
         if len(groups) > 1 and workers > 1:
             if self._pool is None:
-                from concurrent.futures import ThreadPoolExecutor
+                from .threads import named_pool
 
-                self._pool = ThreadPoolExecutor(workers, thread_name_prefix="onnx")
+                self._pool = named_pool(workers, "onnx")
             list(self._pool.map(run, groups))  # ONNX Runtime releases the GIL while it runs
         else:
             for rows in groups:

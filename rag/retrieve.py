@@ -29,6 +29,7 @@ from .embed import DEFAULT_BACKEND, MULTILINGUAL_MODEL, Embedder, load_embedder
 from .index import Index
 from .language import language
 from .lexical import BM25, ELISION, GramBM25, char_grams, tokenize
+from .threads import named_pool
 
 SIGNALS = ("passage", "answer", "question", "pair")
 
@@ -212,7 +213,7 @@ def top_ids(scores: np.ndarray, count: int) -> np.ndarray:
 def _threads() -> ThreadPoolExecutor:
     """Two long-lived threads for a question's independent steps (the embedding models,
     the FAISS searches): a fixed few, as every thread that runs a model keeps its buffers."""
-    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="rag-step")
+    return named_pool(2, "rag-step")
 
 
 def nearest(searches: list[tuple[object, np.ndarray]], count: int) -> list[np.ndarray]:

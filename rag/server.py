@@ -11,7 +11,7 @@ import importlib.util
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .answer import MAX_K, MAX_QUESTION_CHARS, Answer, ask, ask_many
 from .answer import Request as Asked
 from .errors import QuestionError
+from .threads import named_pool
 from .transcript import Transcript, Turn, parse_transcript
 
 if TYPE_CHECKING:
@@ -189,7 +190,7 @@ class LockedAsk:
         self.batch = batch or answer_together
         self._pending: list[Job] = []
         self._lock = threading.Lock()
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-ask")
+        self._worker = named_pool(1, "rag-ask")
 
     def submit(self, question: str, *, k: int = 3, previous: str | None = None) -> Future:
         """Queue a question; the future holds its Answer or the error it raised."""
