@@ -517,6 +517,12 @@ def serve(*, index_dir: str | Path = "index", root: str | Path | None = None,
                          on_rebuild=lambda why: print(f"rag: rebuilding the index: {why}",
                                                       file=sys.stderr, flush=True))
     preload.join()
+    # Answering multiplies small matrices; OpenBLAS's second thread would only spin beside the
+    # model runs, a tenth of a core under load (bench/load.py, "other"), so BLAS keeps one.
+    # The multilingual encoder still takes two for a long batch, as it sets its own limit.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
     app = create_app(engine, root_path=root_path, cors_origins=list(cors_origins))
     print(f"rag: serving on http://{host}:{port}{root_path}/", file=sys.stderr, flush=True)
     # h11 refuses a request whose headers pass 16 KiB; uvicorn's httptools parser (picked by
