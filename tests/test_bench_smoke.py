@@ -100,6 +100,9 @@ def test_load_runs_clients_without_errors(tmp_path):
         assert level[phase]["errors"] == 0 and level[phase]["requests"] > 0
         assert PERCENTILE_KEYS <= set(level[phase])
     assert level["rss_kib"]["before"] and level["rss_kib"]["after"]
+    # The server's CPU by thread: the model runs and the answer worker are named and busy.
+    threads = level["ask"]["server_threads_pct"]
+    assert {"onnx", "rag-ask", "main"} <= set(threads) and threads["onnx"] > 0
 
 
 @pytest.mark.skipif(not (DATA / "piaf-v1.1.json").exists(), reason="no PIAF data")
