@@ -6,7 +6,7 @@ answer. What gives it away is a word the transcripts neither use nor translate. 
 word of the question is compared, under the multilingual encoder, with the corpus's own words:
 "disengaging" lands near "désengagent", "tariffs" near nothing. The mean of each word's best
 cosine, the question's term coverage, feeds the abstention rule. A word spelt as in the corpus
-counts 1 and needs no vector.
+(accents aside) counts 1 and needs no vector.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 
 from .corpus import Corpus
 from .embed import Embedder
-from .lexical import ELISION, STOP_WORDS
+from .lexical import ELISION, STOP_WORDS, fold
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -75,13 +75,22 @@ class Coverage:
     ignore: frozenset[str] = frozenset()
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _spellings: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self):
+        # A word is the corpus's whatever its accents: "États-Unis" asks about "Etats-Unis".
+        self._spellings = frozenset(fold(w) for w in self.known)
+
+    def spelt(self, word: str) -> bool:
+        """Whether the corpus has this word, accents aside."""
+        return word in self.known or fold(word) in self._spellings
 
     def words(self, query: str) -> list[str]:
         return [w for w in content_words(query) if w not in self.ignore]
 
     def unknown(self, queries: Iterable[str]) -> list[str]:
         """The words of these questions that are no word of the corpus, once each."""
-        return sorted({w for q in queries for w in self.words(q) if w not in self.known})
+        return sorted({w for q in queries for w in self.words(q) if not self.spelt(w)})
 
     def missing(self, queries: Iterable[str]) -> list[str]:
         """The words of these questions that need a vector not yet computed."""
@@ -102,7 +111,7 @@ class Coverage:
         words = self.words(query)
         if not words:
             return 1.0
-        unknown = [w for w in words if w not in self.known]
+        unknown = [w for w in words if not self.spelt(w)]
         if not unknown or self.embedder is None or not len(self.vectors):
             return 1.0
         with self._lock:

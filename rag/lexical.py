@@ -46,7 +46,8 @@ all each other more most no nor own same too s t don now
 """.split())
 
 
-def _fold(word: str) -> str:
+def fold(word: str) -> str:
+    """The word without its accents: capitals often lose theirs in French (`Etats`)."""
     return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
 
 
@@ -55,7 +56,7 @@ PREFIX = 6
 
 @lru_cache(maxsize=65536)
 def _term(word: str) -> str:
-    return _fold(word)[:PREFIX]
+    return fold(word)[:PREFIX]
 
 
 def tokenize(text: str) -> list[str]:
@@ -77,7 +78,7 @@ def char_grams(text: str) -> list[str]:
 
 @lru_cache(maxsize=65536)
 def _grams(word: str) -> tuple[str, ...]:
-    word = _fold(word)
+    word = fold(word)
     return tuple(word[i:i + GRAM] for i in range(len(word) - GRAM + 1)) or (word,)
 
 

@@ -31,6 +31,15 @@ def test_a_word_of_the_transcript_counts_whole_in_any_question(engine):
     assert engine._coverage.score("Et depuis ?") == 1.0  # no content word: nothing foreign
 
 
+def test_a_word_counts_whole_whatever_its_accents(engine):
+    """The transcript writes "Etats-Unis"; a question may write "États-Unis" or "ETATS"."""
+    coverage = engine._coverage
+    assert "etats" in coverage.known and "états" not in coverage.known
+    assert coverage.spelt("états") and coverage.spelt("etats")
+    assert coverage.score("États-Unis coopération") == 1.0
+    assert "états" not in coverage.unknown(["Les États-Unis ?"])
+
+
 def test_an_english_word_finds_its_french_counterpart(engine):
     coverage = engine._coverage
     on_topic = coverage.score("Is the US disengaging and leaving France on the front line?")
