@@ -518,7 +518,7 @@ def serve(*, index_dir: str | Path = "index", root: str | Path | None = None,
                                                       file=sys.stderr, flush=True))
     preload.join()
     # Answering multiplies small matrices; OpenBLAS's second thread would only spin beside the
-    # model runs, a tenth of a core under load (bench/load.py, "other"), so BLAS keeps one.
+    # model runs, an eighth of a core under load (bench/load.py, "other"), so BLAS keeps one.
     # The multilingual encoder still takes two for a long batch, as it sets its own limit.
     from threadpoolctl import threadpool_limits
 
