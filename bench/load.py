@@ -156,9 +156,12 @@ async def client(host: str, port: int, requests: list[bytes], start: int, deadli
 
 def cpu_seconds(pid: int | None) -> float | None:
     """A process's user + system CPU time so far, from /proc (None when unknown)."""
-    if pid is None:
-        return None
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return None if pid is None else _stat_cpu(Path(f"/proc/{pid}/stat"))
+
+
+def _stat_cpu(stat: Path) -> float:
+    """User + system CPU seconds from a /proc stat file (of a process or of one thread)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -167,18 +170,17 @@ def thread_cpu(pid: int | None) -> dict[str, float]:
     the main thread as "main", threads the server never named as "other"."""
     if pid is None:
         return {}
-    tick = os.sysconf("SC_CLK_TCK")
     process = Path(f"/proc/{pid}/comm").read_text().strip()
     out: dict[str, float] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            seconds = _stat_cpu(task / "stat")
             name = (task / "comm").read_text().strip()
         except OSError:  # the thread ended meanwhile
             continue
         name = "main" if task.name == str(pid) else \
             "other" if name == process else re.sub(r"_\d+$", "", name)
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+        out[name] = out.get(name, 0.0) + seconds
     return out
 
 
