@@ -157,8 +157,8 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
              concurrency_limit: int = 8) -> gr.Blocks:
     """The Gradio app; `ask(question, k=, previous=)` defaults to the library's, on `engine`."""
     if ask is None:
-        def ask(question, *, k=3, previous=None):
-            return library_ask(engine, question, k=k, previous=previous)
+        def ask(question, *, k=3, previous=None, sources=None):
+            return library_ask(engine, question, k=k, previous=previous, sources=sources)
     passages = _passages_by_source(engine)
     anchors = {name: f"t{i}" for i, name in enumerate(sorted(transcripts))}
 
@@ -167,7 +167,8 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
             render_transcript(t, anchors[name], passages.get(name, []), cited)
             for name, t in sorted(transcripts.items())) + "</div>"
 
-    def respond(question: str, history: list, asked: list) -> Iterator[tuple]:
+    def respond(question: str, history: list, asked: list,
+                chosen: list | None = None) -> Iterator[tuple]:
         history = list(history or [])
         asked = list(asked or [])
         if not (question or "").strip():
@@ -177,7 +178,8 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
         history.append({"role": "assistant", "content": "…"})
         yield "", history, gr.skip(), gr.skip(), asked
         try:
-            answer = ask(question, previous=asked[-1] if asked else None)
+            answer = ask(question, previous=asked[-1] if asked else None,
+                         sources=list(chosen) if chosen else None)
         except QuestionError as exc:
             history[-1] = {"role": "assistant", "content": plain(str(exc))}
             yield "", history, gr.skip(), gr.skip(), asked
@@ -192,20 +194,26 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
             history[-1] = {"role": "assistant", "content": text}
             yield "", history, gr.skip(), gr.skip(), asked
             time.sleep(STREAM_PAUSE)
-        yield ("", history, render_cards(answer, anchors),
+        yield ("", history, render_cards(answer, anchors, list(chosen or [])),
                render_transcripts(answer.citations), asked)
 
-    def from_link(history: list, asked: list, request: gr.Request) -> Iterator[tuple]:
+    def from_link(history: list, asked: list, chosen: list,
+                  request: gr.Request) -> Iterator[tuple]:
+        """`?q=question`, and `&source=name` for each transcript it may cite."""
         question = request.query_params.get("q", "") if request else ""
         if not question.strip():  # leave alone what the user may already be typing
-            yield (gr.skip(),) * 5
+            yield (gr.skip(),) * 6
             return
-        yield from respond(question, history, asked)
+        named = request.query_params.getlist("source")
+        shown = [s for s in named if s in transcripts] if named else gr.skip()
+        for out in respond(question, history, asked, named or chosen):
+            yield (*out, shown)
 
-    def ask_api(question: str, k: int = 3, previous: str = "") -> dict:
+    def ask_api(question: str, k: int = 3, previous: str = "",
+                sources: list[str] | None = None) -> dict:
         """Answer a question: the same JSON as `POST /api/ask`."""
         try:
-            return ask(question, k=k, previous=previous or None).to_dict()
+            return ask(question, k=k, previous=previous or None, sources=sources).to_dict()
         except QuestionError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 
@@ -225,6 +233,11 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
                                      max_lines=4, max_length=1000, autofocus=True)
                     send = gr.Button("Ask / Demander", variant="primary", scale=1,
                                      elem_id="ask-button")
+                # Shown when there is a choice: none selected asks every transcript.
+                chosen = gr.Dropdown(choices(transcripts), value=[], multiselect=True,
+                                     label="Only these transcripts / Seulement ces entretiens",
+                                     info="none: all / aucun : tous", elem_id="sources",
+                                     visible=len(transcripts) > 1)
                 gr.Examples(EXAMPLES, inputs=[box], label="Examples / Exemples")
                 cards = gr.HTML("", elem_id="citations", js_on_load=None)
             with gr.Column(scale=2):
@@ -232,12 +245,12 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
                 panel = gr.HTML(render_transcripts([]), elem_id="transcript-panel",
                                 js_on_load=None)
         outputs = [box, chat, cards, panel, asked]
-        events = dict(fn=respond, inputs=[box, chat, asked], outputs=outputs,
+        events = dict(fn=respond, inputs=[box, chat, asked, chosen], outputs=outputs,
                       concurrency_limit=concurrency_limit, api_visibility="private",
                       show_progress="minimal")
         box.submit(**events).then(None, js=SHOW_FIRST_HIT)
         send.click(**events).then(None, js=SHOW_FIRST_HIT)
-        demo.load(from_link, inputs=[chat, asked], outputs=outputs,
+        demo.load(from_link, inputs=[chat, asked, chosen], outputs=[*outputs, chosen],
                   concurrency_limit=concurrency_limit, api_visibility="private",
                   show_progress="minimal").then(None, js=SHOW_FIRST_HIT)
         chat.clear(lambda: ([], "", render_transcripts([])), outputs=[asked, cards, panel],
@@ -268,9 +281,12 @@ def stream_message(answer: Answer) -> Iterator[str]:
     yield "\n\n".join(lines) + searched
 
 
-def render_cards(answer: Answer, anchors: Mapping[str, str]) -> str:
+def render_cards(answer: Answer, anchors: Mapping[str, str],
+                 sources: list[str] | None = None) -> str:
     """A card per citation (or per closest passage when abstaining)."""
-    link = f'<a class="permalink" href="?q={quote(answer.question)}">Permalink</a>'
+    query = f"?q={quote(answer.question)}" + "".join(f"&source={quote(s)}"
+                                                     for s in sources or [])
+    link = f'<a class="permalink" href="{html.escape(query)}">Permalink</a>'
     if answer.abstained:
         head = f"<p class=\"cards-head\">{html.escape(ABSTAINED)}. {link}</p>"
         body = "".join(_card(c, anchors, closest=True) for c in answer.closest)
@@ -295,6 +311,18 @@ def _card(c: Citation, anchors: Mapping[str, str], *, closest: bool = False) -> 
             f'<button type="button" class="copy-cite" data-ref="{e(c.reference())}">'
             f"Copy citation</button></p>"
             f'<code class="cite-ref">{e(c.reference())}</code></article>')
+
+
+def choices(transcripts: Mapping[str, Transcript]) -> list[tuple[str, str]]:
+    """(label, source) for each transcript: who, where and when, and the file when two read
+    the same."""
+    def label(t: Transcript) -> str:
+        speaker = t.turns[0].speaker if t.turns else ""
+        return " · ".join(x for x in (speaker, t.outlet, t.date) if x) or t.source
+
+    labels = {name: label(t) for name, t in transcripts.items()}
+    twice = {x for x in labels.values() if list(labels.values()).count(x) > 1}
+    return sorted((f"{x} ({name})" if x in twice else x, name) for name, x in labels.items())
 
 
 def render_transcript(t: Transcript, anchor: str, spans: list[tuple[int, int]],

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from .errors import QuestionError
 from .followup import contextualise
 from .language import language
 from .lexical import STOP_WORDS
-from .retrieve import Engine, Hit, search, search_many
+from .retrieve import Engine, Hit, search, search_many, select_sources
 
 MAX_QUESTION_CHARS = 1000
 MAX_K = 20
@@ -80,15 +81,19 @@ def clean_question(question: object) -> str:
     return question
 
 
-def ask(engine: Engine, question: str, *, k: int = 3, previous: str | None = None) -> Answer:
+def ask(engine: Engine, question: str, *, k: int = 3, previous: str | None = None,
+        sources: Iterable[str] | None = None) -> Answer:
     """Answer a question from the index: quotes with citations, or an abstention.
 
     Args:
         k: the most citations to give (1 to 20).
         previous: the conversation's previous question, used when this one is elliptic.
+        sources: only these transcripts, named as citations name them (default: all);
+            an unknown name is a QuestionError.
     """
     question, searched = _prepare(question, k, previous)
-    return _compose(question, searched, search(engine, searched, k=max(k, 3)), k)
+    return _compose(question, searched,
+                    search(engine, searched, k=max(k, 3), sources=sources), k)
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,11 @@ class Request:
     question: str
     k: int = 3
     previous: str | None = None
+    sources: Iterable[str] | None = None
+
+    def __post_init__(self):  # read more than once: a generator would be empty the second time
+        if self.sources is not None and not isinstance(self.sources, str):
+            object.__setattr__(self, "sources", tuple(self.sources))
 
 
 def ask_many(engine: Engine, requests: list[Request]) -> list[Answer | QuestionError]:
@@ -109,12 +119,15 @@ def ask_many(engine: Engine, requests: list[Request]) -> list[Answer | QuestionE
     prepared: list[tuple[str, str] | QuestionError] = []
     for r in requests:
         try:
-            prepared.append(_prepare(r.question, r.k, r.previous))
+            item = _prepare(r.question, r.k, r.previous)
+            select_sources(engine, r.sources)
+            prepared.append(item)
         except QuestionError as exc:
             prepared.append(exc)
     valid = [i for i, p in enumerate(prepared) if not isinstance(p, QuestionError)]
     depth = max([max(requests[i].k, 3) for i in valid], default=3)
-    found = search_many(engine, [prepared[i][1] for i in valid], k=depth)
+    found = search_many(engine, [prepared[i][1] for i in valid], k=depth,
+                        sources=[requests[i].sources for i in valid])
     out: list[Answer | QuestionError] = list(prepared)
     for i, hits in zip(valid, found, strict=True):
         question, searched = prepared[i]

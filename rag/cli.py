@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="one question per line ('-' for standard input); one JSON line each")
     ask.add_argument("-k", type=int, default=3, help="most citations (default 3)")
     ask.add_argument("--previous", help="the previous question, for a follow-up")
+    ask.add_argument("--source", action="append", metavar="SOURCE", dest="sources",
+                     help="only this transcript, as citations name it (data/….txt); "
+                          "repeat for several (default: all)")
     ask.add_argument("--rebuild", action="store_true",
                      help="rebuild the index first if it is missing or stale")
 
@@ -156,6 +159,7 @@ def _run(args) -> int:
 
 def _ask(args, load_engine) -> int:
     from .answer import ask, clean_question
+    from .retrieve import select_sources
 
     if args.batch is None:
         if args.question is None:
@@ -165,8 +169,10 @@ def _ask(args, load_engine) -> int:
                          rebuild=args.rebuild, progress=_progress, cache_dir=args.cache_dir,
                          on_rebuild=lambda why: print(f"rag: rebuilding the index: {why}",
                                                       file=sys.stderr))
+    select_sources(engine, args.sources)  # an unknown transcript fails once, before any work
     if args.batch is None:
-        answer = ask(engine, args.question, k=args.k, previous=args.previous)
+        answer = ask(engine, args.question, k=args.k, previous=args.previous,
+                     sources=args.sources)
         if args.json:
             print(json.dumps(answer.to_dict(), ensure_ascii=False))
         else:
@@ -183,17 +189,17 @@ def _ask(args, load_engine) -> int:
             if line.strip():
                 pending.append(line.rstrip("\r\n"))
             if len(pending) >= group:
-                _answer_lines(engine, pending, args.k)
+                _answer_lines(engine, pending, args.k, args.sources)
                 pending = []
-        _answer_lines(engine, pending, args.k)
+        _answer_lines(engine, pending, args.k, args.sources)
     return 0
 
 
-def _answer_lines(engine, questions: list[str], k: int) -> None:
+def _answer_lines(engine, questions: list[str], k: int, sources: list[str] | None) -> None:
     from .answer import Request, ask_many
 
-    for question, answer in zip(questions, ask_many(engine, [Request(q, k) for q in questions]),
-                                strict=True):
+    asked = [Request(q, k, sources=sources) for q in questions]
+    for question, answer in zip(questions, ask_many(engine, asked), strict=True):
         record = {"question": question[:200], "error": str(answer)} \
             if isinstance(answer, QuestionError) else answer.to_dict()
         print(json.dumps(record, ensure_ascii=False), flush=True)

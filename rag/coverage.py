@@ -66,13 +66,15 @@ class Coverage:
     first. Empty when the index keeps none (built without the multilingual encoder): then a
     word the corpus does not spell may still be a translation of one, so coverage cannot tell
     and says 1, which leaves the abstention rule to the other signals.
-    `ignore`: words that select nothing, such as the speaker's name.
+    `ignore`: words that select nothing, such as the speaker's name. `among`: which rows of
+    `vectors` count (a mask), when a question may cite only some transcripts; None for all.
     """
 
     known: frozenset[str]
     vectors: np.ndarray
     embedder: Embedder | None = None
     ignore: frozenset[str] = frozenset()
+    among: np.ndarray | None = None
     _cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _spellings: frozenset[str] = field(init=False, repr=False)
@@ -122,5 +124,8 @@ class Coverage:
             found.update(zip(todo, fresh, strict=True))
             self.store(todo, fresh)
         rows = np.stack([found[w] for w in unknown])
-        best = np.clip((rows @ self.vectors.T).max(axis=1), 0.0, 1.0)
+        sims = rows @ self.vectors.T
+        if self.among is not None:
+            sims = sims[:, self.among]
+        best = np.clip(sims.max(axis=1), 0.0, 1.0) if sims.shape[1] else np.zeros(len(unknown))
         return float((len(words) - len(unknown) + best.sum()) / len(words))

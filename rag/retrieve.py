@@ -16,6 +16,7 @@ across questions and a single calibrated threshold decides abstention.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
@@ -26,6 +27,7 @@ import numpy as np
 from .corpus import Document, Passage
 from .coverage import Coverage, content_words, corpus_words
 from .embed import DEFAULT_BACKEND, MULTILINGUAL_MODEL, Embedder, load_embedder
+from .errors import QuestionError
 from .index import Index
 from .language import language
 from .lexical import BM25, ELISION, GramBM25, char_grams, tokenize
@@ -77,6 +79,27 @@ class Hit:
     signals: dict = field(default_factory=dict, compare=False)
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What a question is compared with to tell whether it is answered at all: the words and
+    the language of the transcripts it may cite (see `query_features`)."""
+
+    vocabulary: frozenset[str]
+    coverage: Coverage
+    language: str
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Part of the corpus a question may cite: a mask over the passages, and its scope."""
+
+    mask: np.ndarray
+    scope: Scope
+
+
+SELECTIONS_KEPT = 64  # selections whose scopes are kept, as a portal asks of a few at a time
+
+
 @dataclass
 class Engine:
     """An index with its embedders and lexical tables, ready to answer questions."""
@@ -98,6 +121,10 @@ class Engine:
         }
         self._doc_of = np.fromiter((p.doc for p in corpus.passages), dtype=np.int64,
                                    count=len(corpus.passages))
+        self._sources = list(corpus.texts)
+        number = {name: i for i, name in enumerate(self._sources)}
+        self._source_of = np.array([number[corpus.documents[p.doc].source]
+                                    for p in corpus.passages], dtype=np.int32)
         self._vocabulary = set()
         for bm25 in self._bm25.values():
             self._vocabulary.update(bm25.vocabulary)
@@ -112,12 +139,62 @@ class Engine:
         n = len(corpus.passages)
         self._clause_rows = {name: np.searchsorted(vec.clause_of, np.arange(n + 1))
                              for name, vec in self.index.vectors.items() if len(vec.clauses)}
-        known, _ = self.index.words or corpus_words(corpus)
+        known, self._ranked_words = self.index.words or corpus_words(corpus)
         use = self.index.vectors.get(MULTILINGUAL_MODEL)
         self._coverage = Coverage(
             known, use.words.astype(np.float32) if use is not None else np.zeros((0, 1)),
             self.embedders.get(MULTILINGUAL_MODEL),
             frozenset(w for d in corpus.documents for w in content_words(d.speaker or "")))
+        self._scope = Scope(frozenset(self._vocabulary), self._coverage, self._language)
+        self._selections: dict[frozenset[int], Selection] = {}
+
+
+def select_sources(engine: Engine, sources: Iterable[str] | None) -> Selection | None:
+    """The passages a question may cite when it names its transcripts (as citations name
+    them), or None for all of them. An unknown name is an error, not an empty result, so a
+    typo does not pass for "the interview does not say"."""
+    if sources is None:
+        return None
+    if isinstance(sources, str):
+        sources = [sources]
+    wanted = set(sources)
+    if not wanted:
+        raise QuestionError("no transcript selected: leave `sources` out to search them all")
+    known = engine._sources
+    unknown = sorted(wanted - set(known))
+    if unknown:
+        listed = ", ".join(known[:5]) + (f" and {len(known) - 5} more" if len(known) > 5 else "")
+        raise QuestionError(f"no transcript named {unknown[0]!r}; the transcripts are {listed}")
+    if len(wanted) == len(known):
+        return None
+    key = frozenset(known.index(s) for s in wanted)
+    found = engine._selections.get(key)
+    if found is None:
+        found = Selection(np.isin(engine._source_of, sorted(key)), scope_of(engine, key))
+        if len(engine._selections) >= SELECTIONS_KEPT:
+            engine._selections.clear()
+        engine._selections[key] = found
+    return found
+
+
+def scope_of(engine: Engine, sources: frozenset[int]) -> Scope:
+    """The words and language of some of the transcripts: a question about a word only the
+    others use is no more answered than one about a word no transcript uses."""
+    corpus = engine.index.corpus
+    names = {engine._sources[i] for i in sources}
+    vocabulary = set(engine._speaker_terms)
+    known: set[str] = set()
+    for d in corpus.documents:
+        if d.source in names:
+            for text in (corpus.document_text(d), d.question or ""):
+                vocabulary.update(tokenize(text))
+                known.update(content_words(text))
+    whole = engine._coverage
+    among = np.array([w in known for w in engine._ranked_words[:len(whole.vectors)]], bool)
+    coverage = Coverage(frozenset(known), whole.vectors, whole.embedder, whole.ignore, among,
+                        whole._cache, whole._lock)
+    texts = [corpus.texts[n][:5_000] for n in sorted(names)[:20]]
+    return Scope(frozenset(vocabulary), coverage, language(" ".join(texts)))
 
 
 def distinctness(passages: np.ndarray, *, step: int = 16_384) -> np.ndarray:
@@ -228,23 +305,47 @@ def nearest(searches: list[tuple[object, np.ndarray]], count: int) -> list[np.nd
     return list(_threads().map(lambda s: one(*s), searches))
 
 
+def candidates(engine: Engine, lexical: np.ndarray, qvecs: dict[str, np.ndarray],
+               allowed: np.ndarray | None = None) -> np.ndarray:
+    """The passages worth scoring in full: all of a small corpus (or selection), else the
+    union of the lexical and each model's nearest ones, searched deeper when only part of
+    the corpus may be cited."""
+    count = engine.weights.candidates
+    n = len(lexical)
+    chosen = np.arange(n) if allowed is None else np.flatnonzero(allowed)
+    if len(chosen) <= count * 4:
+        return chosen
+    if allowed is not None:
+        lexical = np.where(allowed, lexical, 0.0)
+    pool = set(top_ids(lexical, count).tolist())
+    depth = min(n, count * -(-n // len(chosen)), count * 40)
+    searches = [(vec.faiss_index, qvecs[name]) for name, vec in engine.index.vectors.items()]
+    for found in nearest(searches, depth):
+        pool.update(int(i) for i in found if i >= 0)
+    ids = np.array(sorted(pool), dtype=np.int64)
+    if allowed is None:
+        return ids
+    ids = ids[allowed[ids]]
+    if len(ids) < count:  # the selection lies away from the question's neighbours: read it all
+        for name, vec in engine.index.vectors.items():
+            pool.update(chosen[top_ids(vec.passages[chosen] @ qvecs[name] + 2.0, count)].tolist())
+        ids = np.array(sorted(pool), dtype=np.int64)
+        ids = ids[allowed[ids]]
+    return ids
+
+
 def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | None = None,
+                  allowed: np.ndarray | None = None,
                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Candidate passage ids and their raw signals (rows) by name (columns)."""
-    corpus = engine.index.corpus
-    n = len(corpus.passages)
+    """Candidate passage ids and their raw signals (rows) by name (columns).
+
+    `allowed`: a mask of the passages that may be cited (`select_sources`), or None for all.
+    """
     lex = {scope: bm25.scores(query, ignore=engine._speaker_terms)
            for scope, bm25 in engine._bm25.items()}
     if qvecs is None:
         qvecs = embed_queries(engine, [query])[0]
-    if n <= engine.weights.candidates * 4:
-        ids = np.arange(n)
-    else:
-        pool = set(top_ids(lex["passage"], engine.weights.candidates).tolist())
-        searches = [(vec.faiss_index, qvecs[name]) for name, vec in engine.index.vectors.items()]
-        for found in nearest(searches, engine.weights.candidates):
-            pool.update(int(i) for i in found if i >= 0)
-        ids = np.array(sorted(pool), dtype=np.int64)
+    ids = candidates(engine, lex["passage"], qvecs, allowed)
     docs = engine._doc_of[ids]
     columns, names = [], []
     for name, vec in engine.index.vectors.items():
@@ -268,7 +369,7 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
 _NAME = re.compile(r"\w[\w'’-]*")
 
 
-def query_features(engine: Engine, query: str) -> dict[str, float]:
+def query_features(engine: Engine, query: str, scope: Scope | None = None) -> dict[str, float]:
     """What the question asks about that the corpus never mentions.
 
     A question naming a country, person or topic absent from every transcript is rarely
@@ -277,20 +378,22 @@ def query_features(engine: Engine, query: str) -> dict[str, float]:
     little when the question is in another language than the transcripts (English about
     French text: every word is missing), so they count again on their own for a question in
     the transcripts' language, beside whether it was asked across languages. Term coverage
-    (rag/coverage.py) asks the same across languages.
+    (rag/coverage.py) asks the same across languages. `scope`: the transcripts the question
+    may cite (`select_sources`), by default all of them.
     """
+    scope = scope or engine._scope
     words = [ELISION.sub("", w) for w in _NAME.findall(query)]  # l'Ukraine: a name
     names = [w for w in words[1:] if w[:1].isupper() and len(w) > 2]
-    missing = [w for w in names if not set(tokenize(w)) & engine._vocabulary]
+    missing = [w for w in names if not set(tokenize(w)) & scope.vocabulary]
     terms = tokenize(query)
-    unknown = [t for t in terms if t not in engine._vocabulary]
+    unknown = [t for t in terms if t not in scope.vocabulary]
     unknown_share = len(unknown) / len(terms) if terms else 1.0
-    across = float(language(query) != engine._language)
+    across = float(language(query) != scope.language)
     return {"query.unknown_names": len(missing) / len(names) if names else 0.0,
             "query.unknown_terms": unknown_share,
             "query.cross_lingual": across,
             "query.unknown_terms_same": unknown_share * (1.0 - across),
-            "query.term_coverage": engine._coverage.score(query)}
+            "query.term_coverage": scope.coverage.score(query)}
 
 
 def fuse(signals: np.ndarray, names: list[str], weights: Weights) -> np.ndarray:
@@ -308,17 +411,41 @@ def confidence(signals: np.ndarray, fused: float, names: list[str], query: dict[
 
 
 def search(engine: Engine, query: str, *, k: int = 5,
-           qvecs: dict[str, np.ndarray] | None = None) -> list[Hit]:
+           qvecs: dict[str, np.ndarray] | None = None,
+           sources: Iterable[str] | None = None) -> list[Hit]:
     """The k best passages for a query, best first, with their fused scores.
 
     `qvecs`: the query's vectors when already computed (see `search_many`).
+    `sources`: only these transcripts, by the `source` their citations give (default all).
     """
+    return _ranked(engine, query, k, qvecs, select_sources(engine, sources))
+
+
+def search_many(engine: Engine, queries: list[str], *, k: int = 5,
+                sources: list[Iterable[str] | None] | None = None) -> list[list[Hit]]:
+    """`search` for several queries, embedding them together: what a busy server wants.
+
+    `sources`: for each query, the transcripts it may cite (None: all).
+    """
+    masks = [select_sources(engine, s) for s in sources] if sources is not None else \
+        [None] * len(queries)  # an unknown transcript fails before any work
+    if not engine.index.corpus.passages:
+        return [[] for _ in queries]
+    vectors = embed_queries(engine, queries)
+    return [_ranked(engine, q, k, v, m) for q, v, m in zip(queries, vectors, masks, strict=True)]
+
+
+def _ranked(engine: Engine, query: str, k: int, qvecs: dict[str, np.ndarray] | None,
+            selection: Selection | None) -> list[Hit]:
     corpus = engine.index.corpus
     if not corpus.passages:
         return []
-    ids, signals, names = signal_matrix(engine, query, qvecs)
+    ids, signals, names = signal_matrix(engine, query, qvecs,
+                                        selection.mask if selection else None)
+    if not len(ids):
+        return []
     scores = fuse(signals, names, engine.weights)
-    query_info = query_features(engine, query)
+    query_info = query_features(engine, query, selection.scope if selection else None)
     order = np.argsort(-scores, kind="stable")[:k]
     hits = []
     for i in order:
@@ -328,11 +455,3 @@ def search(engine: Engine, query: str, *, k: int = 5,
                                    engine.weights),
                         dict(zip(names, signals[i].tolist(), strict=True))))
     return hits
-
-
-def search_many(engine: Engine, queries: list[str], *, k: int = 5) -> list[list[Hit]]:
-    """`search` for several queries, embedding them together: what a busy server wants."""
-    if not engine.index.corpus.passages:
-        return [[] for _ in queries]
-    vectors = embed_queries(engine, queries)
-    return [search(engine, q, k=k, qvecs=v) for q, v in zip(queries, vectors, strict=True)]

@@ -14,13 +14,21 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    create_model,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .answer import MAX_K, MAX_QUESTION_CHARS, Answer, ask, ask_many
@@ -75,6 +83,19 @@ class AskRequest(BaseModel):
     previous: Text | None = Field(
         None, max_length=MAX_QUESTION_CHARS,
         description="the conversation's previous question, for an elliptic follow-up")
+
+
+def ask_request(sources: list[str]) -> type[AskRequest]:
+    """`AskRequest` with `sources`: which of these transcripts a question may cite."""
+    if not sources:
+        return AskRequest
+    names = Literal[tuple(sources)]
+    return create_model(
+        "AskRequest", __base__=AskRequest, __doc__=AskRequest.__doc__,
+        sources=(list[names] | None, Field(
+            None, min_length=1,
+            description="only these transcripts, as citations name them (`source`); "
+                        "leave it out to search them all")))
 
 
 class CitationOut(BaseModel):
@@ -146,6 +167,7 @@ class Job:
     question: str
     k: int = 3
     previous: str | None = None
+    sources: tuple[str, ...] | None = None
     future: Future = field(default_factory=Future)
 
 
@@ -157,7 +179,8 @@ def answer_each(engine: Engine, jobs: list[Job]) -> list[Answer | Exception]:
     out: list[Answer | Exception] = []
     for job in jobs:
         try:
-            out.append(ask(engine, job.question, k=job.k, previous=job.previous))
+            out.append(ask(engine, job.question, k=job.k, previous=job.previous,
+                           sources=job.sources))
         except Exception as exc:  # handed to the job's caller
             out.append(exc)
     return out
@@ -171,7 +194,8 @@ def answer_together(engine: Engine, jobs: list[Job]) -> list[Answer | Exception]
     if len(jobs) < 2:
         return answer_each(engine, jobs)
     try:
-        return list(ask_many(engine, [Asked(j.question, j.k, j.previous) for j in jobs]))
+        return list(ask_many(engine, [Asked(j.question, j.k, j.previous, j.sources)
+                                      for j in jobs]))
     except Exception:  # retried one by one
         return answer_each(engine, jobs)
 
@@ -192,20 +216,24 @@ class LockedAsk:
         self._lock = threading.Lock()
         self._worker = named_pool(1, "rag-ask")
 
-    def submit(self, question: str, *, k: int = 3, previous: str | None = None) -> Future:
+    def submit(self, question: str, *, k: int = 3, previous: str | None = None,
+               sources: Iterable[str] | None = None) -> Future:
         """Queue a question; the future holds its Answer or the error it raised."""
-        job = Job(question, k, previous)
+        job = Job(question, k, previous, None if sources is None else tuple(sources))
         with self._lock:
             self._pending.append(job)
         self._worker.submit(self._drain)
         return job.future
 
-    def __call__(self, question: str, *, k: int = 3, previous: str | None = None) -> Answer:
-        return self.submit(question, k=k, previous=previous).result()
+    def __call__(self, question: str, *, k: int = 3, previous: str | None = None,
+                 sources: Iterable[str] | None = None) -> Answer:
+        return self.submit(question, k=k, previous=previous, sources=sources).result()
 
-    async def answer(self, question: str, *, k: int = 3, previous: str | None = None) -> Answer:
+    async def answer(self, question: str, *, k: int = 3, previous: str | None = None,
+                     sources: Iterable[str] | None = None) -> Answer:
         """The same, awaited: no thread waits while the worker answers."""
-        return await asyncio.wrap_future(self.submit(question, k=k, previous=previous))
+        return await asyncio.wrap_future(self.submit(question, k=k, previous=previous,
+                                                     sources=sources))
 
     def _drain(self) -> None:
         with self._lock:
@@ -269,14 +297,18 @@ def _add_routes(app: FastAPI, engine: Engine, answer: LockedAsk,
                 transcripts: Mapping[str, Transcript]) -> None:
     errors = {code: {"model": ErrorOut} for code in (400, 413, 422)}
 
-    @app.post("/api/ask", response_model=AnswerOut, responses=errors, tags=["api"])
     async def api_ask(body: AskRequest) -> dict:
         """Answer a question with verbatim quotes and their citations, or abstain."""
         try:
-            found = await answer.answer(body.question, k=body.k, previous=body.previous)
+            found = await answer.answer(body.question, k=body.k, previous=body.previous,
+                                        sources=getattr(body, "sources", None))
         except QuestionError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
         return found.to_dict()
+
+    # The request names the indexed transcripts, so the schema lists what `sources` may hold.
+    api_ask.__annotations__["body"] = ask_request(list(transcripts))
+    app.post("/api/ask", response_model=AnswerOut, responses=errors, tags=["api"])(api_ask)
 
     @app.get("/api/health", response_model=HealthOut, tags=["api"])
     async def api_health() -> dict:
@@ -384,6 +416,12 @@ def _describe(problem: dict) -> str:
         return f"{where} is too long (the limit is {MAX_QUESTION_CHARS} characters)"
     if kind in ("greater_than_equal", "less_than_equal"):
         return f"{where} must be from 1 to {MAX_K}"
+    if kind == "literal_error":
+        return f"{where} is not an indexed transcript (GET /api/transcripts lists them)"
+    if kind == "list_type":
+        return f"{where} must be a list"
+    if kind == "too_short":
+        return f"{where} is empty: leave it out to search every transcript"
     return f"{where} is invalid"
 
 

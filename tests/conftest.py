@@ -46,6 +46,39 @@ def engine(project, embedders):
     return _load(project, embedders, load_engine)
 
 
+# A second interview, in English, on topics the bundled one never touches: for the tests of
+# questions that name the transcripts they may cite.
+SECOND = (
+    "date 2022-03 Radio Example : What is your plan for energy prices this winter?\n\n"
+    'Maria Costa : "We will cap household gas bills for two years and pay for it with a tax on '
+    "the windfall profits of energy companies. Families should not choose between heating and "
+    'eating."\n\n'
+    "And what about the coal plants?\n\n"
+    '"The last two coal plants will close by 2025, and the workers will be retrained for the '
+    'new offshore wind farms in the north."\n')
+SECOND_NAME = "costa-radio-example-2022-03.txt"
+
+
+@pytest.fixture(scope="session")
+def two_project(tmp_path_factory, embedders):
+    """The bundled transcript and SECOND, indexed together."""
+    from rag import build
+
+    root = tmp_path_factory.mktemp("two")
+    (root / "data").mkdir()
+    shutil.copy(TRANSCRIPT, root / "data" / TRANSCRIPT.name)
+    (root / "data" / SECOND_NAME).write_text(SECOND, encoding="utf-8")
+    build(root / "index", root=root, embedders=dict(embedders))
+    return root
+
+
+@pytest.fixture(scope="session")
+def two_engine(two_project, embedders):
+    from rag import load_engine
+
+    return _load(two_project, embedders, load_engine)
+
+
 def _load(root, embedders, load_engine):
     from rag.index import load_index
     from rag.retrieve import open_engine

@@ -80,7 +80,8 @@ def ask(page, question: str) -> None:
         "n => document.querySelectorAll('#chat .message-row').length >= n + 2", arg=before)
     page.wait_for_function(
         "q => { const cards = document.querySelector('#citations .cards-head a');"
-        " return cards && cards.getAttribute('href') === '?q=' + q; }",
+        " const href = cards && cards.getAttribute('href');"
+        " return href === '?q=' + q || (href || '').startsWith('?q=' + q + '&'); }",
         arg=quote(question))
 
 
@@ -123,6 +124,7 @@ def test_french_question(page, app_url, text):
     found = check_answer(page, text)
     assert found[0]["label"] == "[1]"
     assert "Sahel" in found[0]["question"]
+    assert not page.locator("#sources").is_visible()  # one transcript: nothing to choose
     assert "[1]" in page.inner_text("#chat")
     if os.environ.get("RAG_SCREENSHOT") == "1":
         page.wait_for_timeout(2000)  # past the brief flash on the first quote
@@ -256,3 +258,39 @@ def test_embedding_in_a_frame(browser, app_url, tmp_path):
             assert not any(f.locator("#question").count() for f in page.frames)
     finally:
         context.close()
+
+
+def test_choosing_the_transcripts_to_ask(browser, two_engine):
+    """With two interviews indexed, the page offers to ask only some of them; none chosen
+    asks them all."""
+    from rag.server import create_app
+
+    gas = "What will be done about household gas bills?"
+    with running(create_app(two_engine)) as url:
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT)
+            page.goto(url + "/")
+            options = page.locator("#sources")
+            options.wait_for()
+            ask(page, gas)
+            assert cards(page)[0]["ref"].startswith("Maria Costa, interview with Radio Example")
+            page.click("#sources input")
+            page.get_by_role("option", name="Antony Blinken · France 2 · 2021-10").click()
+            page.keyboard.press("Escape")
+            ask(page, "Will household gas bills be capped?")  # (a new question: new cards)
+            assert "The interview does not address this" in page.inner_text("#chat")
+            found = cards(page)
+            assert found and all(c["ref"].startswith("Antony Blinken") for c in found)
+            assert all(c["label"] == "closest, but not an answer" for c in found)
+            link = page.get_attribute("#citations .cards-head a", "href")
+            assert link.endswith("&source=" + quote(f"data/{TRANSCRIPT.name}"))
+            ask(page, "What about the Sahel?")
+            assert cards(page)[0]["ref"].startswith("Antony Blinken, interview with France 2")
+            page.goto(url + "/" + link)  # the permalink asks again of the same transcript
+            page.wait_for_selector("#citations .cite-card")
+            assert "The interview does not address this" in page.inner_text("#chat")
+            assert "Antony Blinken · France 2 · 2021-10" in page.inner_text("#sources")
+        finally:
+            context.close()
