@@ -19,7 +19,8 @@ Queries are real PIAF questions from the even (tuning) split, never in the base.
 Lexical side: `rag.lexical.BM25.scores` against the list-postings BM25 it replaced
 (`bench/bm25_lists.py`), over PIAF passages; past the 6,319 real ones, copies with their
 words shuffled. Engine side: `rag.retrieve.search` over such a corpus with synthetic vectors
-(query encoding excluded), against the same engine with list BM25 and exact FAISS.
+(query encoding excluded), against the same engine with list BM25 and exact FAISS, and the
+same search limited to the sources of 1 % of the passages (`sources=`), against all of them.
 
 Built approximate indexes of 100k vectors and more are cached in bench/.cache/scale/.
 """
@@ -53,12 +54,13 @@ from rag import index as rag_index  # noqa: E402
 from rag.embed import DEFAULT_MODEL, MULTILINGUAL_MODEL, load_embedder  # noqa: E402
 from rag.index import Index, Vectors, make_faiss_index  # noqa: E402
 from rag.lexical import BM25  # noqa: E402
-from rag.retrieve import Engine, search  # noqa: E402
+from rag.retrieve import Engine, search, select_sources  # noqa: E402
 
 MODELS = {"minilm": DEFAULT_MODEL, "use": MULTILINGUAL_MODEL}
 K = 10
 NOISE = 1.0  # noise scale, in units of the real vectors' own spread
 SEED = 0
+SELECTED = 0.01  # share of the passages a question names its sources for (engine rows)
 
 
 @dataclass(frozen=True)
@@ -385,6 +387,10 @@ def engine_rows(paragraphs: list[Paragraph], sizes: list[int], dense: dict[str, 
         row = {"size": len(engine.index.corpus.passages),
                "build_s": round(time.perf_counter() - start, 1)}
         row["p50_ms"], row["p95_ms"] = _engine_latency(engine, texts)
+        chosen = few_sources(engine, SELECTED)
+        row["selected"] = int(select_sources(engine, chosen).mask.sum())
+        row["sel_p50_ms"], row["sel_p95_ms"] = _engine_latency(engine, texts, chosen)
+        row["sel_ratio"] = round(row["sel_p50_ms"] / row["p50_ms"], 4)
         if n <= baseline_limit:
             engine._bm25 = {s: ListBM25(b.documents) for s, b in engine._bm25.items()}
             for vec in engine.index.vectors.values():
@@ -398,12 +404,23 @@ def engine_rows(paragraphs: list[Paragraph], sizes: list[int], dense: dict[str, 
     return rows
 
 
-def _engine_latency(engine: Engine, texts: list[str]) -> tuple[float, float]:
-    search(engine, texts[0])
+def few_sources(engine: Engine, share: float) -> list[str]:
+    """Random sources (PIAF paragraphs) holding about `share` of the passages: what a portal
+    asks when a question names a few interviews of a large collection."""
+    names = list(engine.index.corpus.texts)
+    counts = np.bincount(engine._source_of, minlength=len(names))
+    order = np.random.default_rng(SEED).permutation(len(names))
+    upto = int(np.searchsorted(np.cumsum(counts[order]), share * len(engine._source_of))) + 1
+    return [names[i] for i in order[:upto]]
+
+
+def _engine_latency(engine: Engine, texts: list[str],
+                    sources: list[str] | None = None) -> tuple[float, float]:
+    search(engine, texts[0], sources=sources)
     seconds = np.empty(len(texts))
     for i, text in enumerate(texts):
         start = time.perf_counter()
-        search(engine, text)
+        search(engine, text, sources=sources)
         seconds[i] = time.perf_counter() - start
     return ms(seconds, 50), ms(seconds, 95)
 
@@ -414,12 +431,14 @@ def engine_table(rows: list[dict]) -> str:
         base = (f"{r['baseline_p50_ms']:10.2f} {r['baseline_p95_ms']:10.2f} "
                 f"{r['p50_ratio']:8.3f}" if "baseline_p50_ms" in r
                 else f"{'-':>10} {'-':>10} {'-':>8}")
-        lines.append(f"{r['size']:>8} {r['p50_ms']:10.2f} {r['p95_ms']:10.2f} {base}")
+        lines.append(f"{r['size']:>8} {r['p50_ms']:10.2f} {r['p95_ms']:10.2f} {base} "
+                     f"{r['sel_p50_ms']:10.2f} {r['sel_p95_ms']:10.2f} {r['sel_ratio']:8.3f}")
     return "\n".join(lines)
 
 
 ENGINE_HEADER = (f"{'size':>8} {'p50 ms':>10} {'p95 ms':>10} {'base p50':>10} "
-                 f"{'base p95':>10} {'p50/base':>8}")
+                 f"{'base p95':>10} {'p50/base':>8} {'1% p50':>10} {'1% p95':>10} "
+                 f"{'1%/all':>8}")
 
 
 # ---- plot and main ----------------------------------------------------------------------
@@ -486,11 +505,14 @@ def markdown(report: dict) -> str:
                        f"| {lists} | {build} |")
     if report["engine"]:
         out += ["", "| passages | search() p50 ms | p95 ms | baseline p50 ms | p95 ms "
-                "| p50 / baseline |", "|" + " --- |" * 6]
+                "| p50 / baseline | sources of 1 %: p50 ms | p95 ms | p50 / all |",
+                "|" + " --- |" * 9]
         for r in report["engine"]:
             base = (f"{r['baseline_p50_ms']:.2f} | {r['baseline_p95_ms']:.2f} "
                     f"| {r['p50_ratio']:.3f}" if "baseline_p50_ms" in r else "– | – | –")
-            out.append(f"| {r['size']:,} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {base} |")
+            out.append(f"| {r['size']:,} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {base} "
+                       f"| {r['sel_p50_ms']:.2f} | {r['sel_p95_ms']:.2f} "
+                       f"| {r['sel_ratio']:.3f} |")
     return "\n".join(out)
 
 

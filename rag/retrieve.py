@@ -28,7 +28,7 @@ from .corpus import Document, Passage
 from .coverage import Coverage, content_words, corpus_words
 from .embed import DEFAULT_BACKEND, MULTILINGUAL_MODEL, Embedder, load_embedder
 from .errors import QuestionError
-from .index import Index
+from .index import FLAT_LIMIT, Index
 from .language import language
 from .lexical import BM25, ELISION, GramBM25, char_grams, tokenize
 from .threads import named_pool
@@ -121,10 +121,9 @@ class Engine:
         }
         self._doc_of = np.fromiter((p.doc for p in corpus.passages), dtype=np.int64,
                                    count=len(corpus.passages))
-        self._sources = list(corpus.texts)
-        number = {name: i for i, name in enumerate(self._sources)}
-        self._source_of = np.array([number[corpus.documents[p.doc].source]
-                                    for p in corpus.passages], dtype=np.int32)
+        self._sources = {name: i for i, name in enumerate(corpus.texts)}
+        of_doc = np.array([self._sources[d.source] for d in corpus.documents], dtype=np.int32)
+        self._source_of = of_doc[self._doc_of] if len(of_doc) else np.zeros(0, np.int32)
         self._vocabulary = set()
         for bm25 in self._bm25.values():
             self._vocabulary.update(bm25.vocabulary)
@@ -155,19 +154,19 @@ def select_sources(engine: Engine, sources: Iterable[str] | None) -> Selection |
     typo does not pass for "the interview does not say"."""
     if sources is None:
         return None
-    if isinstance(sources, str):
-        sources = [sources]
+    sources = [sources] if isinstance(sources, str) else list(sources)
     wanted = set(sources)
     if not wanted:
         raise QuestionError("no transcript selected: leave `sources` out to search them all")
     known = engine._sources
-    unknown = sorted(wanted - set(known))
+    unknown = [s for s in sources if s not in known]
     if unknown:
-        listed = ", ".join(known[:5]) + (f" and {len(known) - 5} more" if len(known) > 5 else "")
+        names = list(known)
+        listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         raise QuestionError(f"no transcript named {unknown[0]!r}; the transcripts are {listed}")
     if len(wanted) == len(known):
         return None
-    key = frozenset(known.index(s) for s in wanted)
+    key = frozenset(known[s] for s in wanted)
     found = engine._selections.get(key)
     if found is None:
         found = Selection(np.isin(engine._source_of, sorted(key)), scope_of(engine, key))
@@ -181,7 +180,7 @@ def scope_of(engine: Engine, sources: frozenset[int]) -> Scope:
     """The words and language of some of the transcripts: a question about a word only the
     others use is no more answered than one about a word no transcript uses."""
     corpus = engine.index.corpus
-    names = {engine._sources[i] for i in sources}
+    names = {name for name, i in engine._sources.items() if i in sources}
     vocabulary = set(engine._speaker_terms)
     known: set[str] = set()
     for d in corpus.documents:
@@ -308,13 +307,16 @@ def nearest(searches: list[tuple[object, np.ndarray]], count: int) -> list[np.nd
 def candidates(engine: Engine, lexical: np.ndarray, qvecs: dict[str, np.ndarray],
                allowed: np.ndarray | None = None) -> np.ndarray:
     """The passages worth scoring in full: all of a small corpus (or selection), else the
-    union of the lexical and each model's nearest ones, searched deeper when only part of
-    the corpus may be cited."""
+    union of the lexical and each model's nearest ones. Within a selection of up to
+    FLAT_LIMIT passages the nearest are found exactly, as the index itself would below that
+    size; past it, the index is searched deeper and what lies outside the selection dropped."""
     count = engine.weights.candidates
     n = len(lexical)
     chosen = np.arange(n) if allowed is None else np.flatnonzero(allowed)
     if len(chosen) <= count * 4:
         return chosen
+    if allowed is not None and len(chosen) <= FLAT_LIMIT:
+        return nearest_within(engine, chosen, lexical, qvecs, count)
     if allowed is not None:
         lexical = np.where(allowed, lexical, 0.0)
     pool = set(top_ids(lexical, count).tolist())
@@ -326,12 +328,17 @@ def candidates(engine: Engine, lexical: np.ndarray, qvecs: dict[str, np.ndarray]
     if allowed is None:
         return ids
     ids = ids[allowed[ids]]
-    if len(ids) < count:  # the selection lies away from the question's neighbours: read it all
-        for name, vec in engine.index.vectors.items():
-            pool.update(chosen[top_ids(vec.passages[chosen] @ qvecs[name] + 2.0, count)].tolist())
-        ids = np.array(sorted(pool), dtype=np.int64)
-        ids = ids[allowed[ids]]
+    if len(ids) < count:  # the selection lies away from the question's neighbours
+        return np.union1d(ids, nearest_within(engine, chosen, lexical, qvecs, count))
     return ids
+
+
+def nearest_within(engine: Engine, chosen: np.ndarray, lexical: np.ndarray,
+                   qvecs: dict[str, np.ndarray], count: int) -> np.ndarray:
+    """The lexical and each model's `count` best among the `chosen` passages, found exactly."""
+    return np.unique(np.concatenate([chosen[top_ids(lexical[chosen], count)]] + [
+        chosen[top_ids(vec.passages[chosen] @ qvecs[name] + 2.0, count)]
+        for name, vec in engine.index.vectors.items()]))
 
 
 def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | None = None,

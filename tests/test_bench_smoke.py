@@ -121,6 +121,8 @@ def test_scale_prints_exact_and_approximate_figures(tmp_path):
     assert [r["size"] for r in out["lexical"]] == [300, 1000]
     assert all(r["same_scores"] and r["p50_ratio"] > 0 for r in out["lexical"])
     assert out["engine"] and all(r["p50_ms"] > 0 for r in out["engine"])
+    for row in out["engine"]:  # a search limited to a few sources, about 1 % of the passages
+        assert 0 < row["selected"] < row["size"] / 20 and row["sel_p50_ms"] > 0
 
 
 def test_tune_prints_held_out_figures_and_weights():

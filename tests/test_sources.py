@@ -77,6 +77,7 @@ def test_unknown_or_no_transcript_is_a_clear_error(two_engine):
     with pytest.raises(QuestionError, match="no transcript selected"):
         ask(two_engine, SAHEL, sources=[])
     assert sources_of(ask(two_engine, GAS, sources=COSTA)) == {COSTA}  # one name as a string
+    assert sources_of(ask(two_engine, GAS, sources=(s for s in [COSTA]))) == {COSTA}
 
 
 def test_ask_many_keeps_each_requests_own_sources(two_engine):
@@ -94,15 +95,18 @@ def test_ask_many_keeps_each_requests_own_sources(two_engine):
     assert out[3].abstained
 
 
-def test_a_selection_past_the_candidate_pool_still_cites_only_itself(two_project, embedders):
+@pytest.mark.parametrize("flat", [20_000, 4], ids=["exact", "index"])
+def test_a_selection_past_the_candidate_pool_still_cites_only_itself(two_project, embedders,
+                                                                      monkeypatch, flat):
     """With a pool of two candidates per signal, a selection of more passages than four pools
-    is searched through the nearest neighbours, which mostly lie in the other transcript."""
-    from rag import Weights, ask
+    is searched for its nearest passages: exactly, or (past the exact-search limit, lowered
+    here to run on a small corpus) through the index, whose nearest mostly lie elsewhere."""
+    from rag import Weights, ask, retrieve
     from rag.index import load_index
-    from rag.retrieve import open_engine
 
+    monkeypatch.setattr(retrieve, "FLAT_LIMIT", flat)
     index = load_index(two_project / "index", root=two_project)
-    small = open_engine(index, embedders=dict(embedders), weights=Weights(candidates=2))
+    small = retrieve.open_engine(index, embedders=dict(embedders), weights=Weights(candidates=2))
     blinken = sum(d.source == BLINKEN for p in index.corpus.passages
                   for d in [index.corpus.documents[p.doc]])
     assert blinken > 4 * 2
@@ -110,6 +114,7 @@ def test_a_selection_past_the_candidate_pool_still_cites_only_itself(two_project
         answer = ask(small, question, k=5, sources=[BLINKEN])
         assert answer.citations or answer.closest
         assert sources_of(answer) == {BLINKEN}, question
+        assert answer == ask(small, question, k=5, sources=[BLINKEN])
 
 
 def test_cli_source(two_project):
