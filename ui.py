@@ -155,7 +155,8 @@ def mount_options() -> dict:
 
 def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None = None,
              concurrency_limit: int = 8) -> gr.Blocks:
-    """The Gradio app; `ask(question, k=, previous=)` defaults to the library's, on `engine`."""
+    """The Gradio app; `ask(question, k=, previous=, sources=)` defaults to the library's, on
+    `engine`."""
     if ask is None:
         def ask(question, *, k=3, previous=None, sources=None):
             return library_ask(engine, question, k=k, previous=previous, sources=sources)

@@ -292,5 +292,11 @@ def test_choosing_the_transcripts_to_ask(browser, two_engine):
             page.wait_for_selector("#citations .cite-card")
             assert "The interview does not address this" in page.inner_text("#chat")
             assert "Antony Blinken · France 2 · 2021-10" in page.inner_text("#sources")
+            attack = "<img src=x onerror=alert(1)>"  # a link naming no transcript, as HTML
+            page.goto(f"{url}/?q=Sahel&source={quote(attack)}")
+            page.wait_for_function("() => (document.querySelector('#chat') || {}).innerText"
+                                   "?.includes('no transcript named')")
+            assert attack in page.inner_text("#chat")
+            assert page.locator("img[src='x']").count() == 0
         finally:
             context.close()
