@@ -12,7 +12,6 @@ cosine, the question's term coverage, feeds the abstention rule. A word spelt as
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -22,9 +21,7 @@ import numpy as np
 
 from .corpus import Corpus
 from .embed import Embedder
-from .lexical import ELISION, STOP_WORDS, fold
-
-_WORD = re.compile(r"\w+", re.UNICODE)
+from .lexical import ELISION, STOP_WORDS, WORD, fold
 
 # Words with vectors: the corpus's most widespread ones. A corpus of a million passages has
 # far more distinct words; past this many, a question's word is matched against these only
@@ -36,7 +33,7 @@ CACHE_LIMIT = 10_000  # words of past questions whose vectors are kept: at most 
 def content_words(text: str) -> list[str]:
     """Lower-cased words of three letters or more, elisions split, stop words and numbers out."""
     text = ELISION.sub(" ", text.lower())
-    return [w for w in _WORD.findall(text)
+    return [w for w in WORD.findall(text)
             if len(w) > 2 and w not in STOP_WORDS and not w.isdigit()]
 
 

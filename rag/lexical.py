@@ -21,7 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+WORD = re.compile(r"\w+", re.UNICODE)
 ELISION = re.compile(r"\b(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu|quoiqu)['’]", re.IGNORECASE)
 
 STOP_WORDS = frozenset("""
@@ -62,7 +62,7 @@ def _term(word: str) -> str:
 def tokenize(text: str) -> list[str]:
     """Index terms of a text: lower-cased, elisions split, stop words out, folded, cut."""
     text = ELISION.sub(" ", text.lower())
-    return [_term(w) for w in _WORD.findall(text) if w not in STOP_WORDS and not w.isdigit()
+    return [_term(w) for w in WORD.findall(text) if w not in STOP_WORDS and not w.isdigit()
             or (w.isdigit() and len(w) == 4)]
 
 
@@ -72,7 +72,7 @@ GRAM = 4
 def char_grams(text: str) -> list[str]:
     """Folded character 4-grams of each content word (a shorter word stays whole)."""
     text = ELISION.sub(" ", text.lower())
-    return [g for w in _WORD.findall(text) if w not in STOP_WORDS and not w.isdigit()
+    return [g for w in WORD.findall(text) if w not in STOP_WORDS and not w.isdigit()
             for g in _grams(w)]
 
 
