@@ -15,6 +15,7 @@ across questions and a single calibrated threshold decides abstention.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -124,15 +125,13 @@ class Engine:
         self._sources = {name: i for i, name in enumerate(corpus.texts)}
         of_doc = np.array([self._sources[d.source] for d in corpus.documents], dtype=np.int32)
         self._source_of = of_doc[self._doc_of] if len(of_doc) else np.zeros(0, np.int32)
-        self._vocabulary = set()
-        for bm25 in self._bm25.values():
-            self._vocabulary.update(bm25.vocabulary)
         # Who is speaking is known for every passage: naming them in a question selects nothing.
         self._speaker_terms = {t for d in corpus.documents for t in tokenize(d.speaker or "")}
-        self._vocabulary |= self._speaker_terms
+        vocabulary = set(self._speaker_terms)
+        for bm25 in self._bm25.values():
+            vocabulary.update(bm25.vocabulary)
         self._grams = GramBM25(self._bm25["pair"].documents)
         self._speaker_grams = {g for d in corpus.documents for g in char_grams(d.speaker or "")}
-        self._language = language(" ".join(t[:5_000] for t in list(corpus.texts.values())[:20]))
         self._distinct = {name: distinctness(vec.passages)
                           for name, vec in self.index.vectors.items()}
         n = len(corpus.passages)
@@ -144,7 +143,8 @@ class Engine:
             known, use.words.astype(np.float32) if use is not None else np.zeros((0, 1)),
             self.embedders.get(MULTILINGUAL_MODEL),
             frozenset(w for d in corpus.documents for w in content_words(d.speaker or "")))
-        self._scope = Scope(frozenset(self._vocabulary), self._coverage, self._language)
+        self._scope = Scope(frozenset(vocabulary), self._coverage,
+                            texts_language(corpus.texts.values()))
         self._selections: dict[frozenset[int], Selection] = {}
 
 
@@ -192,8 +192,13 @@ def scope_of(engine: Engine, sources: frozenset[int]) -> Scope:
     among = np.array([w in known for w in engine._ranked_words[:len(whole.vectors)]], bool)
     coverage = Coverage(frozenset(known), whole.vectors, whole.embedder, whole.ignore, among,
                         whole._cache, whole._lock)
-    texts = [corpus.texts[n][:5_000] for n in sorted(names)[:20]]
-    return Scope(frozenset(vocabulary), coverage, language(" ".join(texts)))
+    return Scope(frozenset(vocabulary), coverage,
+                 texts_language(corpus.texts[n] for n in corpus.texts if n in names))
+
+
+def texts_language(texts: Iterable[str]) -> str:
+    """The language of some transcripts, read from the start of the first twenty."""
+    return language(" ".join(t[:5_000] for t in itertools.islice(texts, 20)))
 
 
 def distinctness(passages: np.ndarray, *, step: int = 16_384) -> np.ndarray:
