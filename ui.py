@@ -17,6 +17,7 @@ import os
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import quote
 
@@ -322,8 +323,8 @@ def choices(transcripts: Mapping[str, Transcript]) -> list[tuple[str, str]]:
         return " · ".join(x for x in (speaker, t.outlet, t.date) if x) or t.source
 
     labels = {name: label(t) for name, t in transcripts.items()}
-    twice = {x for x in labels.values() if list(labels.values()).count(x) > 1}
-    return sorted((f"{x} ({name})" if x in twice else x, name) for name, x in labels.items())
+    seen = Counter(labels.values())
+    return sorted((f"{x} ({name})" if seen[x] > 1 else x, name) for name, x in labels.items())
 
 
 def render_transcript(t: Transcript, anchor: str, spans: list[tuple[int, int]],

@@ -158,3 +158,19 @@ def test_http_sources(two_engine):
             refused = post({"question": GAS} | body)
             assert refused.status_code == 422, body
             assert message in refused.json()["error"], refused.json()
+
+
+def test_the_page_names_transcripts_by_who_where_and_when(two_project):
+    """The page's list: speaker, outlet and date; the file too when two would read the same."""
+    from rag.server import load_ui
+    from rag.transcript import read_transcript
+
+    ui = load_ui()
+    blinken, costa = (read_transcript(two_project / s, source=s) for s in (BLINKEN, COSTA))
+    assert ui.choices({BLINKEN: blinken, COSTA: costa}) == [
+        ("Antony Blinken · France 2 · 2021-10", BLINKEN),
+        ("Maria Costa · Radio Example · 2022-03", COSTA)]
+    again = read_transcript(two_project / BLINKEN, source="data/copy.txt")
+    labels = [label for label, _ in ui.choices({BLINKEN: blinken, "data/copy.txt": again})]
+    assert labels == [f"Antony Blinken · France 2 · 2021-10 ({BLINKEN})",
+                      "Antony Blinken · France 2 · 2021-10 (data/copy.txt)"]
