@@ -17,6 +17,7 @@ TRANSCRIPT = ROOT / "data" / "blinken-france2-2021-10.txt"
 GOLD = ROOT / "tests" / "gold.jsonl"
 # Written after the weights were fitted and never used to fit or choose anything (docs/quality.md).
 UNSEEN = ROOT / "tests" / "gold-unseen.jsonl"
+NEAR = ROOT / "tests" / "gold-near.jsonl"
 
 
 @pytest.fixture(scope="session")
