@@ -98,6 +98,15 @@ def ask_request(sources: list[str]) -> type[AskRequest]:
                         "leave it out to search them all")))
 
 
+def batch_request(asked: type[AskRequest]) -> type[BaseModel]:
+    """The body of `POST /api/batch`: up to MAX_BATCH questions, each as `/api/ask` takes it."""
+    return create_model(
+        "BatchRequest", __config__=ConfigDict(extra="ignore"),
+        __doc__="Several questions for `POST /api/batch`, answered together.",
+        questions=(list[asked], Field(min_length=1, max_length=MAX_BATCH,
+                                      description=f"from 1 to {MAX_BATCH} questions")))
+
+
 class CitationOut(BaseModel):
     n: int
     text: str = Field(description="verbatim: the transcript's text from `start` to `end`")
@@ -123,6 +132,12 @@ class AnswerOut(BaseModel):
 
 class ErrorOut(BaseModel):
     error: str
+
+
+class BatchOut(BaseModel):
+    answers: list[AnswerOut | ErrorOut] = Field(
+        description="one per question, in order: its answer, or the error that question alone "
+                    "got")
 
 
 class HealthOut(BaseModel):
@@ -306,9 +321,25 @@ def _add_routes(app: FastAPI, engine: Engine, answer: LockedAsk,
             return JSONResponse({"error": str(exc)}, status_code=422)
         return found.to_dict()
 
+    async def api_batch(body: BaseModel) -> dict:
+        """Answer several questions at once, embedded together: fewer round trips for a
+        portal. A question the engine refuses gets its own `{"error": ...}` in its place."""
+        found = await asyncio.gather(*(
+            answer.answer(q.question, k=q.k, previous=q.previous,
+                          sources=getattr(q, "sources", None)) for q in body.questions),
+            return_exceptions=True)
+        for outcome in found:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, QuestionError):
+                raise outcome
+        return {"answers": [{"error": str(a)} if isinstance(a, QuestionError) else a.to_dict()
+                            for a in found]}
+
     # The request names the indexed transcripts, so the schema lists what `sources` may hold.
-    api_ask.__annotations__["body"] = ask_request(list(transcripts))
+    asked = ask_request(list(transcripts))
+    api_ask.__annotations__["body"] = asked
     app.post("/api/ask", response_model=AnswerOut, responses=errors, tags=["api"])(api_ask)
+    api_batch.__annotations__["body"] = batch_request(asked)
+    app.post("/api/batch", response_model=BatchOut, responses=errors, tags=["api"])(api_batch)
 
     @app.get("/api/health", response_model=HealthOut, tags=["api"])
     async def api_health() -> dict:
@@ -421,7 +452,10 @@ def _describe(problem: dict) -> str:
     if kind == "list_type":
         return f"{where} must be a list"
     if kind == "too_short":
-        return f"{where} is empty: leave it out to search every transcript"
+        hint = ": leave it out to search every transcript" if where.endswith("sources") else ""
+        return f"{where} is empty{hint}"
+    if kind == "too_long":
+        return f"{where} holds too many questions (the limit is {MAX_BATCH})"
     return f"{where} is invalid"
 
 

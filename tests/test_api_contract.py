@@ -13,9 +13,9 @@ from schemathesis import GenerationMode
 from tests.web_fixtures import running
 
 # The routes that take input: the others have no invalid request to send.
-INPUTS = {("POST", "/api/ask"), ("GET", "/api/transcript")}
-ROUTES = [("POST", "/api/ask"), ("GET", "/api/health"), ("GET", "/api/transcripts"),
-          ("GET", "/api/transcript")]
+INPUTS = {("POST", "/api/ask"), ("POST", "/api/batch"), ("GET", "/api/transcript")}
+ROUTES = [("POST", "/api/ask"), ("POST", "/api/batch"), ("GET", "/api/health"),
+          ("GET", "/api/transcripts"), ("GET", "/api/transcript")]
 MODES = {"valid": GenerationMode.POSITIVE, "invalid": GenerationMode.NEGATIVE}
 CASES = [pytest.param(route, mode, id=f"{route[0]} {route[1]} {label}")
          for route in ROUTES for label, mode in MODES.items()

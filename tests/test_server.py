@@ -76,6 +76,45 @@ def test_abstains_with_closest_passages(server, text):
     assert all(c["text"] == text[c["start"]:c["end"]] for c in answer["closest"])
 
 
+def test_a_batch_is_answered_as_each_question_alone(server, text):
+    """`POST /api/batch` gives, in order, what `/api/ask` gives for each question; a question
+    the engine refuses gets its own error and the others their answers."""
+    questions = [{"question": "Que dit Blinken du Sahel ?", "k": 2},
+                 {"question": "   "},
+                 {"question": "et au Sahel ?",
+                  "previous": "Comment coopérez-vous avec la France ?"},
+                 {"question": "Recette de la blanquette de veau"},
+                 {"question": "How does Blinken define engagement?", "k": 1}]
+    r = httpx.post(f"{server}/api/batch", json={"questions": questions}, timeout=60)
+    assert r.status_code == 200
+    answers = r.json()["answers"]
+    assert len(answers) == len(questions)
+    assert "empty" in answers[1]["error"]
+    for q, got in zip(questions, answers, strict=True):
+        if "error" in got:
+            continue
+        assert got == ask(server, q).json()
+        for c in got["citations"] + got["closest"]:
+            assert c["text"] == text[c["start"]:c["end"]]
+    assert answers[0]["citations"][0]["answer"] == 3 and len(answers[0]["citations"]) == 2
+    assert answers[3]["abstained"] and answers[4]["citations"][0]["answer"] == 5
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"questions": []}, "questions is empty"),
+    ({"questions": [{"question": "Sahel ?"}] * 33}, "the limit is 32"),
+    ({"questions": [{"question": "Sahel ?"}, {"question": ""}]}, "questions.1.question is empty"),
+    ({"questions": [{"question": "Sahel ?", "k": 99}]}, "questions.0.k must be from 1 to 20"),
+    ({"questions": ["Sahel ?"]}, "questions.0 must be a JSON object"),
+    ({"questions": "Sahel ?"}, "questions must be a list"),
+    ({"question": "Sahel ?"}, "questions is required"),
+])
+def test_a_malformed_batch_is_refused_whole(server, body, message):
+    r = httpx.post(f"{server}/api/batch", json=body, timeout=60)
+    assert r.status_code == 422
+    assert message in r.json()["error"]
+
+
 def test_health(server):
     r = httpx.get(f"{server}/api/health")
     assert r.status_code == 200
