@@ -56,3 +56,8 @@ class ListBM25:
             tfs = np.fromiter((t for _, t in postings), dtype=np.float32, count=len(postings))
             out[docs] += idf * tfs * (self.k1 + 1) / (tfs + self._norm[docs])
         return out / best if best > 0 else out
+
+    def scores_of(self, query: str, ids: np.ndarray,
+                  ignore: set[str] | frozenset[str] = frozenset()) -> np.ndarray:
+        """Every document scored, then those asked: how the engine read them before."""
+        return self.scores(query, ignore=ignore)[ids]

@@ -317,15 +317,16 @@ def candidates(engine: Engine, lexical: np.ndarray, qvecs: dict[str, np.ndarray]
     size; past it, the index is searched deeper and what lies outside the selection dropped."""
     count = engine.weights.candidates
     n = len(lexical)
-    chosen = np.arange(n) if allowed is None else np.flatnonzero(allowed)
-    if len(chosen) <= count * 4:
-        return chosen
-    if allowed is not None and len(chosen) <= FLAT_LIMIT:
+    chosen = None if allowed is None else np.flatnonzero(allowed)  # no list of a whole corpus
+    size = n if chosen is None else len(chosen)
+    if size <= count * 4:
+        return np.arange(n) if chosen is None else chosen
+    if chosen is not None and size <= FLAT_LIMIT:
         return nearest_within(engine, chosen, lexical, qvecs, count)
     if allowed is not None:
         lexical = np.where(allowed, lexical, 0.0)
     pool = set(top_ids(lexical, count).tolist())
-    depth = min(n, count * -(-n // len(chosen)), count * 40)
+    depth = min(n, count * -(-n // size), count * 40)
     searches = [(vec.faiss_index, qvecs[name]) for name, vec in engine.index.vectors.items()]
     for found in nearest(searches, depth):
         pool.update(int(i) for i in found if i >= 0)
@@ -353,11 +354,11 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
 
     `allowed`: a mask of the passages that may be cited (`select_sources`), or None for all.
     """
-    lex = {scope: bm25.scores(query, ignore=engine._speaker_terms)
-           for scope, bm25 in engine._bm25.items()}
+    bm25, ignore = engine._bm25, engine._speaker_terms
+    lexical = bm25["passage"].scores(query, ignore=ignore)  # every passage: it finds candidates
     if qvecs is None:
         qvecs = embed_queries(engine, [query])[0]
-    ids = candidates(engine, lex["passage"], qvecs, allowed)
+    ids = candidates(engine, lexical, qvecs, allowed)
     docs = engine._doc_of[ids]
     columns, names = [], []
     for name, vec in engine.index.vectors.items():
@@ -370,8 +371,9 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
         if name in engine._clause_rows:
             columns.append(closest_clause(vec.clauses, engine._clause_rows[name], ids, q, own))
             names.append(f"{kind}.clause")
-    columns += [lex["passage"][ids], lex["answer"][docs], lex["question"][docs],
-                lex["pair"][ids]]
+    columns += [lexical[ids], bm25["answer"].scores_of(query, docs, ignore),
+                bm25["question"].scores_of(query, docs, ignore),
+                bm25["pair"].scores_of(query, ids, ignore)]
     names += [f"lexical.{s}" for s in SIGNALS]
     columns.append(engine._grams.scores(query, ids, ignore=engine._speaker_grams))
     names.append("grams.pair")

@@ -29,6 +29,16 @@ def assert_same_scores(documents: list[str], queries: list[str], **params) -> No
         for ignore in (frozenset(), frozenset({"blinke", "france"})):
             a, b = new.scores(query, ignore=ignore), old.scores(query, ignore=ignore)
             assert a.dtype == b.dtype and np.array_equal(a, b), query
+            for ids in some_ids(len(documents)):
+                assert np.array_equal(new.scores_of(query, ids, ignore=ignore), a[ids]), query
+
+
+def some_ids(n: int) -> list[np.ndarray]:
+    """Documents asked for as the engine asks: unsorted, repeated (passages of one answer),
+    first and last, none."""
+    rng = np.random.default_rng(0)
+    picks = [np.arange(n), rng.permutation(n)[: max(1, n // 3)], np.array([n - 1, 0, n - 1])]
+    return [p for p in picks if n] + [np.zeros(0, dtype=np.int64)]
 
 
 def test_transcript_scores_unchanged():
