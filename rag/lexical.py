@@ -130,17 +130,8 @@ class BM25:
         Terms in `ignore` (such as the speaker's name) neither score nor count as missing.
         """
         out = np.zeros(len(self.documents), dtype=np.float32)
-        terms = [t for t in self.analyzer(query) if t not in ignore]
-        if not terms:
-            return out
-        best = 0.0
-        for term in terms:
-            postings = self._postings.get(term)
-            idf = self._idf.get(term, self._max_idf)
-            best += idf * (self.k1 + 1)
-            if postings is None:
-                continue
-            docs, tfs, denominators = postings
+        terms, best = self._terms(query, ignore)
+        for idf, (docs, tfs, denominators) in terms:
             out[docs] += idf * tfs * (self.k1 + 1) / denominators
         return out / best if best > 0 else out
 
@@ -151,22 +142,27 @@ class BM25:
         follows the candidates, not the term's whole postings."""
         ids = np.asarray(ids, dtype=np.int64)
         out = np.zeros(len(ids), dtype=np.float32)
-        terms = [t for t in self.analyzer(query) if t not in ignore]
-        if not terms or not len(ids):
-            return out
-        best = 0.0
-        for term in terms:
-            postings = self._postings.get(term)
-            idf = self._idf.get(term, self._max_idf)
-            best += idf * (self.k1 + 1)
-            if postings is None:
-                continue
-            docs, tfs, denominators = postings
+        terms, best = self._terms(query, ignore)
+        for idf, (docs, tfs, denominators) in terms:
             at = np.minimum(np.searchsorted(docs, ids), len(docs) - 1)
             hit = docs[at] == ids
             at = at[hit]
             out[hit] += idf * tfs[at] * (self.k1 + 1) / denominators[at]
         return out / best if best > 0 else out
+
+    def _terms(self, query: str, ignore: set[str] | frozenset[str]) -> tuple[list, float]:
+        """The postings and idf of each query term some document has, and the normaliser: the
+        most a document could score, which counts the terms no document has too."""
+        found, best = [], 0.0
+        for term in self.analyzer(query):
+            if term in ignore:
+                continue
+            idf = self._idf.get(term, self._max_idf)
+            best += idf * (self.k1 + 1)
+            postings = self._postings.get(term)
+            if postings is not None:
+                found.append((idf, postings))
+        return found, best
 
 
 @dataclass
