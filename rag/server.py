@@ -275,7 +275,8 @@ def transcripts_of(engine: Engine) -> dict[str, Transcript]:
 def create_app(engine: Engine, *, transcripts: Mapping[str, Transcript] | None = None,
                root_path: str = "", cors_origins: Iterable[str] = (),
                ui: bool = True) -> FastAPI:
-    """The FastAPI app: `/api/ask`, `/api/health`, and the Gradio UI at `/`.
+    """The FastAPI app: `/api/ask`, `/api/batch`, `/api/health`, the transcripts, and the
+    Gradio UI at `/`.
 
     Args:
         root_path: the sub-path a proxy serves the app under, for the UI's own links (the
