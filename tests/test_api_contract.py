@@ -52,8 +52,9 @@ def test_generated_requests_keep_the_contract(api, operations, route, mode):
     check()
 
 
+@pytest.mark.parametrize("path", ["/api/ask", "/api/batch"])
 @pytest.mark.parametrize("mode", MODES.values(), ids=MODES.keys())
-def test_asking_of_some_transcripts_keeps_the_contract(two_engine, mode):
+def test_asking_of_some_transcripts_keeps_the_contract(two_engine, mode, path):
     """With two transcripts the schema lists both for `sources`: generated selections, valid
     and invalid, keep the contract too."""
     from rag.server import create_app
@@ -61,7 +62,7 @@ def test_asking_of_some_transcripts_keeps_the_contract(two_engine, mode):
     with running(create_app(two_engine, ui=False)) as url:
         schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
         ask = next(op for op in (r.ok() for r in schema.get_all_operations())
-                   if op.path == "/api/ask")
+                   if op.path == path)
 
         @given(case=ask.as_strategy(generation_mode=mode))
         @settings(max_examples=60, deadline=None, database=None,
