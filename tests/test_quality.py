@@ -78,7 +78,7 @@ def test_questions_in_the_interviews_own_words_keep_their_ranking(engine):
     written."""
     report = evaluate(engine, read_gold(NEAR))
     assert report["all"]["integrity"] == 1.0
-    assert report["all"]["MRR"] >= 0.90 and report["all"]["evidence@3"] >= 0.75
+    assert report["all"]["MRR"] >= 0.90 and report["all"]["evidence@3"] >= 0.70
     assert report["all"]["false_abstention"] <= 0.25
 
 
