@@ -11,7 +11,7 @@ import sys
 import httpx
 import pytest
 
-from tests.conftest import ROOT, TRANSCRIPT
+from tests.conftest import GOLD, ROOT, TRANSCRIPT
 from tests.web_fixtures import free_port, running, wait_ready
 
 ALLOWED = "http://allowed.example"
@@ -290,6 +290,30 @@ def test_parallel_requests(server):
         results = list(pool.map(lambda q: ask(server, {"question": q}), questions))
     assert all(r.status_code == 200 for r in results)
     assert results[0].json() == results[2].json()
+
+
+def test_batches_sent_at_once_keep_their_own_answers(server):
+    """Batches and single questions sent together share the answer worker; each request gets
+    back its own answers, in its own order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag.evaluate import read_gold
+
+    questions = [g["question"] for g in read_gold(GOLD)][:24]
+    alone = {q: ask(server, {"question": q}).json() for q in questions}
+    batches = [questions[i::4] for i in range(4)]
+
+    def send(batch):
+        if len(batch) == 1:
+            return [ask(server, {"question": batch[0]}).json()]
+        body = {"questions": [{"question": q} for q in batch]}
+        return httpx.post(f"{server}/api/batch", json=body, timeout=60).json()["answers"]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(send, batches + [[q] for q in questions[:4]]))
+    for batch, answers in zip(batches + [[q] for q in questions[:4]], results, strict=True):
+        assert [a["question"] for a in answers] == batch
+        assert answers == [alone[q] for q in batch]
 
 
 def test_gradio_client_predict(server, text):
