@@ -140,3 +140,18 @@ def test_tune_prints_held_out_figures_and_weights():
         assert in_unit_range(report, report)
         assert report["answered_turn@1"] <= report["turn@1"]
     assert "grams.pair" in done.stdout and "abstain_bias=" in done.stdout
+
+
+def test_separability_prints_signal_and_rule_areas():
+    """bench/separability.py, behind docs/quality.md's figures on the near-miss questions."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "separability.py"),
+                           "tests/gold-near.jsonl", "--trials", "1", "--splits", "1", "--json"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=240,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "multilingual.question" in report["signals"] and len(report["rules"]) == 9
+    assert in_unit_range(report["signals"], report["signals"])
+    for rule in report["rules"]:
+        assert in_unit_range(rule, ("auc", "auc_fit"))
+    assert in_unit_range(report["half_joined"], report["half_joined"])
