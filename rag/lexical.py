@@ -133,7 +133,9 @@ class BM25:
         terms, best = self._terms(query, ignore)
         for idf, (docs, tfs, denominators) in terms:
             out[docs] += idf * tfs * (self.k1 + 1) / denominators
-        return out / best if best > 0 else out
+        if best > 0:  # in place: at a million documents a second array costs as much again
+            np.divide(out, best, out=out)
+        return out
 
     def scores_of(self, query: str, ids: np.ndarray,
                   ignore: set[str] | frozenset[str] = frozenset()) -> np.ndarray:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from .lexical import BM25, ELISION, GramBM25, char_grams, tokenize
 from .threads import named_pool
 
 SIGNALS = ("passage", "answer", "question", "pair")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -297,46 +299,57 @@ def _threads() -> ThreadPoolExecutor:
     return named_pool(2, "rag-step")
 
 
-def nearest(searches: list[tuple[object, np.ndarray]], count: int) -> list[np.ndarray]:
-    """Each (FAISS index, query vector)'s `count` nearest ids. Two or more indexes are
-    searched side by side: FAISS releases the GIL, and on a large corpus these searches are
-    most of a question's cost."""
+def nearest(searches: list[tuple[object, np.ndarray]], count: int,
+            meanwhile: Callable[[], T]) -> tuple[list[np.ndarray], T]:
+    """Each (FAISS index, query vector)'s `count` nearest ids, and what `meanwhile()` returns.
+
+    On a large corpus the graphs are searched on the step threads (FAISS releases the GIL)
+    while this thread runs `meanwhile`, the lexical pass over every passage: at a million
+    passages the two cost about the same, so neither waits for the other."""
     def one(index, q):
         return index.search(q[None, :], count)[1][0]
 
-    if len(searches) < 2 or searches[0][0].ntotal < 1000:
-        return [one(index, q) for index, q in searches]
-    return list(_threads().map(lambda s: one(*s), searches))
+    if not searches or searches[0][0].ntotal < 1000:
+        return [one(index, q) for index, q in searches], meanwhile()
+    pending = [_threads().submit(one, index, q) for index, q in searches]
+    side = meanwhile()
+    return [p.result() for p in pending], side
 
 
-def candidates(engine: Engine, lexical: np.ndarray, qvecs: dict[str, np.ndarray],
-               allowed: np.ndarray | None = None) -> np.ndarray:
-    """The passages worth scoring in full: all of a small corpus (or selection), else the
-    union of the lexical and each model's nearest ones. Within a selection of up to
-    FLAT_LIMIT passages the nearest are found exactly, as the index itself would below that
-    size; past it, the index is searched deeper and what lies outside the selection dropped."""
+def candidates(engine: Engine, lexical_of: Callable[[], np.ndarray],
+               qvecs: dict[str, np.ndarray],
+               allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The passages worth scoring in full, and the lexical scores of every passage
+    (`lexical_of()`, computed while the indexes are searched).
+
+    Candidates are all of a small corpus (or selection), else the union of the lexical and
+    each model's nearest ones. Within a selection of up to FLAT_LIMIT passages the nearest are
+    found exactly, as the index itself would below that size; past it, the index is searched
+    deeper and what lies outside the selection dropped.
+    """
     count = engine.weights.candidates
-    n = len(lexical)
+    n = len(engine._doc_of)
     chosen = None if allowed is None else np.flatnonzero(allowed)  # no list of a whole corpus
     size = n if chosen is None else len(chosen)
     if size <= count * 4:
-        return np.arange(n) if chosen is None else chosen
+        return (np.arange(n) if chosen is None else chosen), lexical_of()
     if chosen is not None and size <= FLAT_LIMIT:
-        return nearest_within(engine, chosen, lexical, qvecs, count)
-    if allowed is not None:
-        lexical = np.where(allowed, lexical, 0.0)
-    pool = set(top_ids(lexical, count).tolist())
+        lexical = lexical_of()
+        return nearest_within(engine, chosen, lexical, qvecs, count), lexical
     depth = min(n, count * -(-n // size), count * 40)
     searches = [(vec.faiss_index, qvecs[name]) for name, vec in engine.index.vectors.items()]
-    for found in nearest(searches, depth):
-        pool.update(int(i) for i in found if i >= 0)
+    found, lexical = nearest(searches, depth, lexical_of)
+    within = lexical if allowed is None else np.where(allowed, lexical, 0.0)
+    pool = set(top_ids(within, count).tolist())
+    for ids in found:
+        pool.update(int(i) for i in ids if i >= 0)
     ids = np.array(sorted(pool), dtype=np.int64)
     if allowed is None:
-        return ids
+        return ids, lexical
     ids = ids[allowed[ids]]
     if len(ids) < count:  # the selection lies away from the question's neighbours
-        return np.union1d(ids, nearest_within(engine, chosen, lexical, qvecs, count))
-    return ids
+        ids = np.union1d(ids, nearest_within(engine, chosen, within, qvecs, count))
+    return ids, lexical
 
 
 def nearest_within(engine: Engine, chosen: np.ndarray, lexical: np.ndarray,
@@ -355,10 +368,11 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
     `allowed`: a mask of the passages that may be cited (`select_sources`), or None for all.
     """
     bm25, ignore = engine._bm25, engine._speaker_terms
-    lexical = bm25["passage"].scores(query, ignore=ignore)  # every passage: it finds candidates
     if qvecs is None:
         qvecs = embed_queries(engine, [query])[0]
-    ids = candidates(engine, lexical, qvecs, allowed)
+    # every passage's lexical score: its best passages join the candidates
+    ids, lexical = candidates(engine, lambda: bm25["passage"].scores(query, ignore=ignore),
+                              qvecs, allowed)
     docs = engine._doc_of[ids]
     columns, names = [], []
     for name, vec in engine.index.vectors.items():
