@@ -207,8 +207,34 @@ def test_large_corpus_gets_an_hnsw_graph_searched_at_its_size_depth(scratch, emb
         assert all(text[c.start:c.end] == c.text for c in got.citations)
 
 
-def test_search_depth_grows_with_the_corpus():
+def test_search_depth_never_shrinks_as_the_corpus_grows():
     from rag.index import HNSW_EF_SEARCH, hnsw_ef_search
 
     depths = [hnsw_ef_search(n) for n in (1_000, 100_000, 1_000_000, 10**8)]
     assert depths == sorted(depths) and depths[-1] == HNSW_EF_SEARCH[-1][1]
+
+
+def test_graph_searches_run_beside_the_lexical_pass():
+    """`nearest` searches each index on the step threads while the calling thread runs the
+    lexical pass: the same ids as searching one after the other, and the pass's own result."""
+    import threading
+
+    import faiss
+    import numpy as np
+
+    from rag.retrieve import nearest
+
+    rng = np.random.default_rng(0)
+    searches = []
+    for dim in (16, 24):
+        vectors = rng.standard_normal((3000, dim)).astype(np.float32)
+        index = faiss.IndexFlatIP(dim)
+        index.add(vectors)
+        searches.append((index, vectors[7] + 0.1))
+    caller = threading.current_thread()
+    found, side = nearest(searches, 10, lambda: threading.current_thread() is caller)
+    assert side is True
+    for (index, q), ids in zip(searches, found, strict=True):
+        assert ids.tolist() == index.search(q[None, :], 10)[1][0].tolist()
+    with pytest.raises(ZeroDivisionError):  # a failing pass is not lost behind the searches
+        nearest(searches, 10, lambda: 1 / 0)
