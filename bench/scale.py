@@ -20,7 +20,10 @@ Lexical side: `rag.lexical.BM25.scores` against the list-postings BM25 it replac
 (`bench/bm25_lists.py`), over PIAF passages; past the 6,319 real ones, copies with their
 words shuffled. Engine side: `rag.retrieve.search` over such a corpus with synthetic vectors
 (query encoding excluded), against the same engine with list BM25 and exact FAISS, and the
-same search limited to the sources of 1 % of the passages (`sources=`), against all of them.
+same search limited to the sources of 1 % of the passages (`sources=`), against all of them;
+the engine's top 10 against the same engine's with exact dense search (recall@10, and how often
+the first passage is the same), and the same at other graph search depths (`--engine-depths`):
+what a user gets from the approximate index, which is what the engine's depth is chosen on.
 
 Built approximate indexes of 100k vectors and more are cached in bench/.cache/scale/.
 """
@@ -341,11 +344,28 @@ class _Fixed:
         return np.stack([self.table[t] for t in texts])
 
 
+class ExactSearch:
+    """Exact inner-product search over vectors already in memory, as a FAISS index answers:
+    the reference for the whole search's recall (an `IndexFlatIP` would copy the vectors,
+    3.4 GB more at a million passages)."""
+
+    def __init__(self, vectors: np.ndarray):
+        self.vectors, self.ntotal = vectors, len(vectors)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = self.vectors @ queries[0]
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return scores[top][None, :], top[None, :]
+
+
 def scaled_engine(paragraphs: list[Paragraph], n: int, dense: dict[str, np.ndarray],
                   queries: dict[str, dict[str, np.ndarray]],
-                  cache_tag: dict[str, str] | None) -> Engine:
+                  cache_tag: dict[str, str] | None,
+                  graph_above: int = rag_index.FLAT_LIMIT) -> Engine:
     """An engine over n passages: PIAF paragraphs then word-shuffled copies, with synthetic
-    vectors standing in for their embeddings, and the FAISS index the engine picks for n."""
+    vectors standing in for their embeddings, and the FAISS index the engine picks for n
+    (a graph above `graph_above` passages, the engine's own limit unless told)."""
     rounds = -(-n // len(build_corpus(paragraphs).passages))
     while True:  # shuffled words cut into fewer passages than the real text
         texts = shuffled_copies([p.text for p in paragraphs], len(paragraphs) * rounds)
@@ -361,7 +381,7 @@ def scaled_engine(paragraphs: list[Paragraph], n: int, dense: dict[str, np.ndarr
     for i, (model, matrix) in enumerate(dense.items()):
         p = matrix[:n]
         rng = np.random.default_rng(i)
-        if n > rag_index.FLAT_LIMIT:  # make_faiss_index's choice, through the build cache
+        if n > graph_above:  # make_faiss_index's choice, through the build cache
             key = f"{cache_tag[model]}-{n}" if cache_tag else None
             faiss_index, _ = build_approx(engine_approx(), p, key)
             set_search(faiss_index, engine_approx(), rag_index.hnsw_ef_search(n))
@@ -377,26 +397,49 @@ def scaled_engine(paragraphs: list[Paragraph], n: int, dense: dict[str, np.ndarr
 
 def engine_rows(paragraphs: list[Paragraph], sizes: list[int], dense: dict[str, np.ndarray],
                 queries: dict[str, dict[str, np.ndarray]], baseline_limit: int,
-                cache_tag: dict[str, str] | None) -> list[dict]:
-    """Whole retrieval (rag.retrieve.search), the engine as it is against list BM25 + exact."""
+                cache_tag: dict[str, str] | None, depths: list[int],
+                graph_above: int = rag_index.FLAT_LIMIT) -> list[dict]:
+    """Whole retrieval (rag.retrieve.search): the engine as it is, its top 10 against the same
+    engine's with exact dense search, the graph searched at other `depths` (efSearch), and
+    the engine against list BM25 + exact search."""
     rows = []
     texts = list(next(iter(queries.values())))
     for n in sizes:
         start = time.perf_counter()
-        engine = scaled_engine(paragraphs, n, dense, queries, cache_tag)
+        engine = scaled_engine(paragraphs, n, dense, queries, cache_tag, graph_above)
         row = {"size": len(engine.index.corpus.passages),
                "build_s": round(time.perf_counter() - start, 1)}
-        row["p50_ms"], row["p95_ms"] = _engine_latency(engine, texts)
+        row["p50_ms"], row["p95_ms"], found = _engine_latency(engine, texts)
+        indexes = {name: vec.faiss_index for name, vec in engine.index.vectors.items()}
+        for vec in engine.index.vectors.values():
+            vec.faiss_index = ExactSearch(vec.passages)
+        truth = _engine_latency(engine, texts, warm=False)[2]
+        for name, vec in engine.index.vectors.items():
+            vec.faiss_index = indexes[name]
+        row["recall@10"], row["top1"] = agreement(found, truth)
+        graphs = [index for index in indexes.values() if hasattr(index, "hnsw")]
+        if graphs:
+            row["ef_search"] = graphs[0].hnsw.efSearch
+            row["depths"] = []
+            for ef in depths:
+                for index in graphs:
+                    index.hnsw.efSearch = ef
+                p50, p95, found = _engine_latency(engine, texts)
+                row["depths"].append({"ef_search": ef, "p50_ms": p50, "p95_ms": p95,
+                                      **dict(zip(("recall@10", "top1"), agreement(found, truth),
+                                                 strict=True))})
+            for index in graphs:
+                index.hnsw.efSearch = row["ef_search"]
         chosen = few_sources(engine, SELECTED)
         row["selected"] = int(select_sources(engine, chosen).mask.sum())
-        row["sel_p50_ms"], row["sel_p95_ms"] = _engine_latency(engine, texts, chosen)
+        row["sel_p50_ms"], row["sel_p95_ms"], _ = _engine_latency(engine, texts, chosen)
         row["sel_ratio"] = round(row["sel_p50_ms"] / row["p50_ms"], 4)
         if n <= baseline_limit:
             engine._bm25 = {s: ListBM25(b.documents) for s, b in engine._bm25.items()}
             for vec in engine.index.vectors.values():
                 vec.faiss_index = faiss.IndexFlatIP(vec.passages.shape[1])
                 vec.faiss_index.add(vec.passages)
-            row["baseline_p50_ms"], row["baseline_p95_ms"] = _engine_latency(engine, texts)
+            row["baseline_p50_ms"], row["baseline_p95_ms"], _ = _engine_latency(engine, texts)
             row["p50_ratio"] = round(row["p50_ms"] / row["baseline_p50_ms"], 4)
         del engine
         rows.append(row)
@@ -414,15 +457,29 @@ def few_sources(engine: Engine, share: float) -> list[str]:
     return [names[i] for i in order[:upto]]
 
 
-def _engine_latency(engine: Engine, texts: list[str],
-                    sources: list[str] | None = None) -> tuple[float, float]:
-    search(engine, texts[0], sources=sources)
-    seconds = np.empty(len(texts))
+def _engine_latency(engine: Engine, texts: list[str], sources: list[str] | None = None,
+                    warm: bool = True) -> tuple[float, float, list[list[int]]]:
+    """p50 and p95 of `search` over the texts, and each one's top 10 passage ids. `warm`: ask
+    them all once first, so the first figures at a million passages do not include bringing
+    gigabytes of graph into the CPU's reach."""
+    for text in texts if warm else texts[:1]:
+        search(engine, text, sources=sources)
+    seconds, found = np.empty(len(texts)), []
     for i, text in enumerate(texts):
         start = time.perf_counter()
-        search(engine, text, sources=sources)
+        hits = search(engine, text, k=K, sources=sources)
         seconds[i] = time.perf_counter() - start
-    return ms(seconds, 50), ms(seconds, 95)
+        found.append([hit.passage.id for hit in hits])
+    return ms(seconds, 50), ms(seconds, 95), found
+
+
+def agreement(found: list[list[int]], truth: list[list[int]]) -> tuple[float, float]:
+    """Recall@10 of the found top 10s against the reference ones, and how often the first
+    passage is the same."""
+    recall = np.mean([len(set(f) & set(t)) / max(len(t), 1)
+                      for f, t in zip(found, truth, strict=True)])
+    first = np.mean([f[:1] == t[:1] for f, t in zip(found, truth, strict=True)])
+    return round(float(recall), 4), round(float(first), 4)
 
 
 def engine_table(rows: list[dict]) -> str:
@@ -432,13 +489,18 @@ def engine_table(rows: list[dict]) -> str:
                 f"{r['p50_ratio']:8.3f}" if "baseline_p50_ms" in r
                 else f"{'-':>10} {'-':>10} {'-':>8}")
         lines.append(f"{r['size']:>8} {r['p50_ms']:10.2f} {r['p95_ms']:10.2f} {base} "
-                     f"{r['sel_p50_ms']:10.2f} {r['sel_p95_ms']:10.2f} {r['sel_ratio']:8.3f}")
+                     f"{r['sel_p50_ms']:10.2f} {r['sel_p95_ms']:10.2f} {r['sel_ratio']:8.3f} "
+                     f"{r['recall@10']:8.3f} {r['top1']:6.3f}")
+        for d in r.get("depths", []):
+            lines.append(f"{'':>8} efSearch {d['ef_search']:>5} (engine: {r['ef_search']}): p50 "
+                         f"{d['p50_ms']:.2f} ms, p95 {d['p95_ms']:.2f} ms, recall@10 "
+                         f"{d['recall@10']:.3f}, top-1 {d['top1']:.3f}")
     return "\n".join(lines)
 
 
 ENGINE_HEADER = (f"{'size':>8} {'p50 ms':>10} {'p95 ms':>10} {'base p50':>10} "
                  f"{'base p95':>10} {'p50/base':>8} {'1% p50':>10} {'1% p95':>10} "
-                 f"{'1%/all':>8}")
+                 f"{'1%/all':>8} {'rec@10':>8} {'top-1':>6}")
 
 
 # ---- plot and main ----------------------------------------------------------------------
@@ -505,14 +567,23 @@ def markdown(report: dict) -> str:
                        f"| {lists} | {build} |")
     if report["engine"]:
         out += ["", "| passages | search() p50 ms | p95 ms | baseline p50 ms | p95 ms "
-                "| p50 / baseline | sources of 1 %: p50 ms | p95 ms | p50 / all |",
-                "|" + " --- |" * 9]
+                "| p50 / baseline | sources of 1 %: p50 ms | p95 ms | p50 / all "
+                "| recall@10 | top-1 |", "|" + " --- |" * 11]
         for r in report["engine"]:
             base = (f"{r['baseline_p50_ms']:.2f} | {r['baseline_p95_ms']:.2f} "
                     f"| {r['p50_ratio']:.3f}" if "baseline_p50_ms" in r else "– | – | –")
             out.append(f"| {r['size']:,} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | {base} "
                        f"| {r['sel_p50_ms']:.2f} | {r['sel_p95_ms']:.2f} "
-                       f"| {r['sel_ratio']:.3f} |")
+                       f"| {r['sel_ratio']:.3f} | {r['recall@10']:.3f} | {r['top1']:.3f} |")
+        depths = [(r["size"], r["ef_search"], d) for r in report["engine"]
+                  for d in r.get("depths", [])]
+        if depths:
+            out += ["", "| passages | efSearch | search() p50 ms | p95 ms | recall@10 | top-1 |",
+                    "|" + " --- |" * 6]
+            for size, own, d in depths:
+                ef = f"**{d['ef_search']}**" if d["ef_search"] == own else str(d["ef_search"])
+                out.append(f"| {size:,} | {ef} | {d['p50_ms']:.2f} | {d['p95_ms']:.2f} "
+                           f"| {d['recall@10']:.3f} | {d['top1']:.3f} |")
     return "\n".join(out)
 
 
@@ -552,7 +623,8 @@ def run(args) -> dict:
     if args.engine_sizes:
         print(ENGINE_HEADER)
         report["engine"] = engine_rows(paragraphs, args.engine_sizes, dense, query_vectors,
-                                       args.baseline_limit, cache_tags)
+                                       args.baseline_limit, cache_tags, args.engine_depths,
+                                       args.graph_above)
     return report
 
 
@@ -562,6 +634,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=sizes_arg, default=sizes_arg("1e3,1e4,1e5,1e6"))
     parser.add_argument("--lexical-sizes", type=sizes_arg, default=sizes_arg("1e3,1e4,1e5,1e6"))
     parser.add_argument("--engine-sizes", type=sizes_arg, default=sizes_arg("1e4,1e5"))
+    parser.add_argument("--engine-depths", type=sizes_arg, default=sizes_arg("128,256,1024"),
+                        help="efSearch values the engine's graphs are also searched at")
+    parser.add_argument("--graph-above", type=int, default=rag_index.FLAT_LIMIT,
+                        help="engine rows: a graph above this many passages (default: the "
+                             "engine's own limit)")
     parser.add_argument("--baseline-limit", type=int, default=100_000,
                         help="largest size at which the list-BM25 baselines are built")
     parser.add_argument("--queries", type=int, default=200)
@@ -577,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.smoke:
         args.sizes, args.lexical_sizes, args.engine_sizes = [500, 2000], [300, 1000], [1000]
+        args.graph_above, args.engine_depths = 500, [16, 64]
         args.queries, args.models, args.limit, args.plot = 20, ["minilm"], 10, None
     start = time.perf_counter()
     report = run(args)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from rag.index import hnsw_ef_search
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 METRICS = ("R@1", "R@5", "R@10", "MRR")
@@ -123,6 +125,14 @@ def test_scale_prints_exact_and_approximate_figures(tmp_path):
     assert out["engine"] and all(r["p50_ms"] > 0 for r in out["engine"])
     for row in out["engine"]:  # a search limited to a few sources, about 1 % of the passages
         assert 0 < row["selected"] < row["size"] / 20 and row["sel_p50_ms"] > 0
+    # The smoke engine searches a graph (--graph-above 500): its top 10 against exact search's,
+    # as it is and at two other depths.
+    row = out["engine"][0]
+    assert in_unit_range(row, ["recall@10", "top1"]) and row["recall@10"] >= 0.9
+    assert row["ef_search"] == hnsw_ef_search(1000)
+    assert [d["ef_search"] for d in row["depths"]] == [16, 64]
+    assert all(in_unit_range(d, ["recall@10", "top1"]) and d["p50_ms"] > 0
+               for d in row["depths"])
 
 
 def test_tune_prints_held_out_figures_and_weights():
