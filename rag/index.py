@@ -42,9 +42,10 @@ FLAT_LIMIT = 20_000  # above this many passages, an HNSW graph replaces exact se
 HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
 # Search depth by corpus size, chosen on what a question gets back: in bench/scale.py the whole
 # search's top 10 agree with those of the same search over exact indexes at 0.98 at 10^5 and
-# 10^6 passages (docs/performance.md, "Scale"). Each graph alone then finds about 0.92 of its
-# own exact 10 nearest; the candidates join both models' nearest and the lexical best, so the
-# ranking misses little of what a deeper search finds, at a fraction of its cost.
+# 10^6 passages (docs/performance.md, "Scale"). Each graph alone then finds fewer of its own
+# exact 10 nearest (under 0.971 and 0.936, its figures at efSearch 512 at 10^6); the candidates
+# join both models' nearest and the lexical best, so the ranking misses little of what a
+# deeper search finds, at a fraction of its cost.
 HNSW_EF_SEARCH = ((None, 256),)
 # Models whose vectors of each passage's clauses are kept (`Vectors.clauses`): the ranking
 # fit gives the multilingual encoder's clause signal a large weight and all-MiniLM-L6-v2's
