@@ -206,8 +206,9 @@ def timed_search(index, queries: np.ndarray, k: int = K) -> tuple[np.ndarray, np
     return ids, seconds
 
 
-def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(a) & set(b)) / truth.shape[1]
+def recall(found, truth) -> float:
+    """Mean share of each reference row (ids) that the found row holds."""
+    return float(np.mean([len(set(a) & set(b)) / max(len(b), 1)
                           for a, b in zip(found, truth, strict=True)]))
 
 
@@ -476,10 +477,8 @@ def _engine_latency(engine: Engine, texts: list[str], sources: list[str] | None 
 def agreement(found: list[list[int]], truth: list[list[int]]) -> tuple[float, float]:
     """Recall@10 of the found top 10s against the reference ones, and how often the first
     passage is the same."""
-    recall = np.mean([len(set(f) & set(t)) / max(len(t), 1)
-                      for f, t in zip(found, truth, strict=True)])
     first = np.mean([f[:1] == t[:1] for f, t in zip(found, truth, strict=True)])
-    return round(float(recall), 4), round(float(first), 4)
+    return round(recall(found, truth), 4), round(float(first), 4)
 
 
 def engine_table(rows: list[dict]) -> str:
