@@ -9,8 +9,9 @@ tuning; odd positions are held out and reported, never tuned on.
     python bench/piaf.py [--split even|odd] [--json] [--limit N] [--weights NAME]
 
 --weights: default (rag.retrieve.Weights), piaf (refitted on the even split), piaf-lexical
-(refitted, with BM25 k1=0.1 and a title+paragraph BM25 signal; see docs/quality-piaf.md), and
-piaf-clause (the same, refitted with every current signal, the multilingual clause among them).
+(refitted, with BM25 k1=0.1 and a title+paragraph BM25 signal; see docs/quality-piaf.md),
+piaf-clause (the same, refitted with every current signal, the multilingual clause among them)
+and piaf-overlap (piaf-clause with the word-for-word overlap signals of rag/overlap.py).
 
 Baselines: all-MiniLM-L6-v2 over whole paragraphs in FAISS (the tutorial RAG stack), Okapi
 BM25 with the Snowball French stemmer, and multilingual USE over whole paragraphs.
@@ -140,6 +141,7 @@ class Variant:
     weights: Weights
     k1: float | None = None
     titled: bool = False
+    overlap: bool = False
 
 
 PIAF_RANK = (
@@ -163,11 +165,23 @@ PIAF_CLAUSE_RANK = (
     ("multilingual.pair", 0.082), ("multilingual.distinct", 0.0), ("multilingual.clause", 0.115),
     ("lexical.passage", 0.022), ("lexical.answer", 0.067), ("lexical.question", 0.013),
     ("lexical.pair", 0.093), ("grams.pair", 0.066), ("lexical.titled", 0.148))
+# piaf-clause with the word-for-word overlap signals (rag/overlap.py), refitted
+# (`python bench/piaf_fit.py --weights piaf-overlap`).
+PIAF_OVERLAP_RANK = (
+    ("dense.passage", 0.030), ("dense.answer", 0.026), ("dense.question", 0.028),
+    ("dense.pair", 0.045), ("dense.distinct", 0.023), ("multilingual.passage", 0.057),
+    ("multilingual.answer", 0.103), ("multilingual.question", 0.022),
+    ("multilingual.pair", 0.067), ("multilingual.distinct", 0.003), ("multilingual.clause", 0.085),
+    ("lexical.passage", 0.010), ("lexical.answer", 0.033), ("lexical.question", 0.005),
+    ("lexical.pair", 0.064), ("grams.pair", 0.055), ("overlap.words", 0.066),
+    ("overlap.names", 0.066), ("overlap.numbers", 0.058), ("overlap.phrase", 0.062),
+    ("lexical.titled", 0.092))
 VARIANTS = {
     "default": Variant(Weights()),
     "piaf": Variant(Weights(rank=PIAF_RANK)),
     "piaf-lexical": Variant(Weights(rank=PIAF_LEXICAL_RANK), k1=0.1, titled=True),
     "piaf-clause": Variant(Weights(rank=PIAF_CLAUSE_RANK), k1=0.1, titled=True),
+    "piaf-overlap": Variant(Weights(rank=PIAF_OVERLAP_RANK), k1=0.1, titled=True, overlap=True),
 }
 
 
@@ -191,7 +205,7 @@ def engine_ranks(engine: Engine, questions: list[Question],
         if variant.titled else None
     ranks = []
     for q in questions:
-        ids, signals, names = signal_matrix(engine, q.text)
+        ids, signals, names = signal_matrix(engine, q.text, with_overlap=variant.overlap)
         if titled is not None:
             extra = titled.scores(q.text)[doc_of[ids]]
             signals, names = np.column_stack([signals, extra]), names + ["lexical.titled"]

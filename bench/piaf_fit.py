@@ -1,7 +1,7 @@
 """Refit the fusion weights on PIAF's even split, to reproduce or update the `piaf` variants
 of bench/piaf.py. It has no --split: the odd split is held out.
 
-    python bench/piaf_fit.py [--weights piaf|piaf-lexical|piaf-clause] [--limit N]
+    python bench/piaf_fit.py [--weights piaf|piaf-lexical|piaf-clause|piaf-overlap] [--limit N]
 
 Per question, each signal is pooled to its paragraph (best passage among the engine's
 candidates); non-negative weights maximise the softmax probability of the right paragraph.
@@ -30,7 +30,7 @@ def paragraph_signals(engine, questions, variant):
         if variant.titled else None
     rows, names = [], []
     for q in questions:
-        ids, signals, names = signal_matrix(engine, q.text)
+        ids, signals, names = signal_matrix(engine, q.text, with_overlap=variant.overlap)
         docs = engine._doc_of[ids]
         if titled is not None:
             signals = np.column_stack([signals, titled.scores(q.text)[docs]])
@@ -75,8 +75,8 @@ def score(rows, w, n_docs: int, questions) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", choices=("piaf", "piaf-lexical", "piaf-clause"),
-                        default="piaf-lexical")
+    parser.add_argument("--weights", default="piaf-lexical",
+                        choices=("piaf", "piaf-lexical", "piaf-clause", "piaf-overlap"))
     parser.add_argument("--limit", type=int, default=None)
     args = parser.parse_args(argv)
     variant = piaf.VARIANTS[args.weights]

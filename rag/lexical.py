@@ -124,6 +124,11 @@ class BM25:
     def vocabulary(self) -> set[str]:
         return set(self._postings)
 
+    def idf(self, word: str) -> float:
+        """The idf of a word's index term (a term no document has weighs the most)."""
+        terms = self.analyzer(word)
+        return self._idf.get(terms[0], self._max_idf) if terms else 0.0
+
     def scores(self, query: str, ignore: set[str] | frozenset[str] = frozenset()) -> np.ndarray:
         """Normalised BM25 score of every document for the query (zeros if no term matches).
 

@@ -33,6 +33,8 @@ from .errors import QuestionError
 from .index import FLAT_LIMIT, Index
 from .language import language
 from .lexical import BM25, ELISION, GramBM25, char_grams, tokenize
+from .overlap import SIGNALS as OVERLAP
+from .overlap import overlap, query_terms, spelling
 from .threads import named_pool
 
 SIGNALS = ("passage", "answer", "question", "pair")
@@ -68,6 +70,10 @@ class Weights:
     abstain_bias: float = -0.962
     candidates: int = 100
 
+    def uses(self, prefix: str) -> bool:
+        """Whether any signal named `prefix...` counts, for ranking or for abstention."""
+        return any(w and n.startswith(prefix) for n, w in self.rank + self.abstain)
+
     def vector(self, names: list[str], which: str = "rank") -> np.ndarray:
         table = dict(getattr(self, which))
         return np.array([table.get(n, 0.0) for n in names], dtype=np.float32)
@@ -101,6 +107,7 @@ class Selection:
 
 
 SELECTIONS_KEPT = 64  # selections whose scopes are kept, as a portal asks of a few at a time
+SPELLINGS_KEPT = 50_000  # documents whose folded text is kept for the overlap signals
 
 
 @dataclass
@@ -129,6 +136,8 @@ class Engine:
         self._source_of = of_doc[self._doc_of] if len(of_doc) else np.zeros(0, np.int32)
         # Who is speaking is known for every passage: naming them in a question selects nothing.
         self._speaker_terms = {t for d in corpus.documents for t in tokenize(d.speaker or "")}
+        self._speaker_words = frozenset(w for d in corpus.documents
+                                        for w in spelling(d.speaker or "").split())
         vocabulary = set(self._speaker_terms)
         for bm25 in self._bm25.values():
             vocabulary.update(bm25.vocabulary)
@@ -148,6 +157,7 @@ class Engine:
         self._scope = Scope(frozenset(vocabulary), self._coverage,
                             texts_language(corpus.texts.values()))
         self._selections: dict[frozenset[int], Selection] = {}
+        self._spellings: dict[int, str] = {}
 
 
 def select_sources(engine: Engine, sources: Iterable[str] | None) -> Selection | None:
@@ -361,11 +371,13 @@ def nearest_within(engine: Engine, chosen: np.ndarray, lexical: np.ndarray,
 
 
 def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | None = None,
-                  allowed: np.ndarray | None = None,
+                  allowed: np.ndarray | None = None, *, with_overlap: bool | None = None,
                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Candidate passage ids and their raw signals (rows) by name (columns).
 
     `allowed`: a mask of the passages that may be cited (`select_sources`), or None for all.
+    `with_overlap`: add the word-for-word overlap signals (rag/overlap.py); by default only
+    when the engine's weights use them, as they cost a pass over the candidates' text.
     """
     bm25, ignore = engine._bm25, engine._speaker_terms
     if qvecs is None:
@@ -391,7 +403,31 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
     names += [f"lexical.{s}" for s in SIGNALS]
     columns.append(engine._grams.scores(query, ids, ignore=engine._speaker_grams))
     names.append("grams.pair")
+    if engine.weights.uses("overlap.") if with_overlap is None else with_overlap:
+        columns += list(document_overlap(engine, query, docs).T)
+        names += [f"overlap.{s}" for s in OVERLAP]
     return ids, np.stack(columns, axis=1).astype(np.float32), names
+
+
+def document_overlap(engine: Engine, query: str, docs: np.ndarray) -> np.ndarray:
+    """The overlap signals of each of `docs` (a document per candidate passage, repeats
+    allowed), read over the document with its interviewer question, as `lexical.answer` reads
+    the answer: which of the answers repeats the question's words."""
+    answers = engine._bm25["answer"]
+    terms = query_terms(query, answers.idf, engine._speaker_words)
+    unique, where = np.unique(docs, return_inverse=True)
+    kept, corpus = engine._spellings, engine.index.corpus
+    texts = []
+    for d in unique.tolist():
+        text = kept.get(d)
+        if text is None:
+            doc = corpus.documents[d]
+            text = spelling(f"{doc.question or ''} {corpus.document_text(doc)}")
+            if len(kept) >= SPELLINGS_KEPT:
+                kept.clear()
+            kept[d] = text
+        texts.append(text)
+    return overlap(terms, texts)[where]
 
 
 _NAME = re.compile(r"\w[\w'’-]*")

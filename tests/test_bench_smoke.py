@@ -36,9 +36,10 @@ def in_unit_range(figures: dict, keys) -> bool:
 
 
 @pytest.mark.skipif(not (DATA / "piaf-v1.1.json").exists(), reason="no PIAF data")
-def test_piaf_prints_engine_and_baseline_figures(tmp_path):
-    out = run_bench("piaf.py", ["--limit", "20"], tmp_path)
-    assert in_unit_range(out, METRICS)
+@pytest.mark.parametrize("weights", ["default", "piaf-overlap"])
+def test_piaf_prints_engine_and_baseline_figures(tmp_path, weights):
+    out = run_bench("piaf.py", ["--limit", "20", "--weights", weights], tmp_path)
+    assert out["weights"] == weights and in_unit_range(out, METRICS)
     assert set(out["baselines"]) == {"minilm_faiss", "bm25_french", "use"}
     for figures in out["baselines"].values():
         assert in_unit_range(figures, METRICS)
