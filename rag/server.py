@@ -99,12 +99,20 @@ def ask_request(sources: list[str]) -> type[AskRequest]:
 
 
 def batch_request(asked: type[AskRequest]) -> type[BaseModel]:
-    """The body of `POST /api/batch`: up to MAX_BATCH questions, each as `/api/ask` takes it."""
+    """The body of `POST /api/batch`: up to MAX_BATCH questions, each as `/api/ask` takes it,
+    except that a question with no visible character is not refused with the whole batch: it
+    gets its own error in its place, so its schema has no `pattern`."""
+    item = create_model(
+        "BatchQuestion", __base__=asked, __doc__="One question of a batch, as `/api/ask` takes it.",
+        question=(Text, Field(min_length=1, max_length=MAX_QUESTION_CHARS,
+                              description="a question; one with no visible character (spaces, "
+                                          "control and zero-width characters alone) gets "
+                                          "its own error in its place among the answers")))
     return create_model(
         "BatchRequest", __config__=ConfigDict(extra="ignore"),
         __doc__="Several questions for `POST /api/batch`, answered together.",
-        questions=(list[asked], Field(min_length=1, max_length=MAX_BATCH,
-                                      description=f"from 1 to {MAX_BATCH} questions")))
+        questions=(list[item], Field(min_length=1, max_length=MAX_BATCH,
+                                     description=f"from 1 to {MAX_BATCH} questions")))
 
 
 class CitationOut(BaseModel):

@@ -100,6 +100,18 @@ def test_a_batch_is_answered_as_each_question_alone(server, text):
     assert answers[3]["abstained"] and answers[4]["citations"][0]["answer"] == 5
 
 
+def test_the_schema_tells_what_a_batch_answers_rather_than_refuses(server):
+    """A blank question is refused by `/api/ask` but answered with its own error in a batch,
+    so only `/api/ask` declares the pattern a question must match: a client validating its
+    requests against the schema, or a contract test, sees the difference."""
+    schemas = httpx.get(f"{server}/openapi.json").json()["components"]["schemas"]
+    assert "pattern" in schemas["AskRequest"]["properties"]["question"]
+    assert "pattern" not in schemas["BatchQuestion"]["properties"]["question"]
+    r = httpx.post(f"{server}/api/batch", json={"questions": [{"question": "\u200b \t"}]},
+                   timeout=60)
+    assert r.status_code == 200 and "empty" in r.json()["answers"][0]["error"]
+
+
 @pytest.mark.parametrize("body, message", [
     ({"questions": []}, "questions is empty"),
     ({"questions": [{"question": "Sahel ?"}] * 33}, "the limit is 32"),
