@@ -41,7 +41,6 @@ from french_bm25 import OkapiBM25  # noqa: E402
 from rag.corpus import Corpus, Document, add_document  # noqa: E402
 from rag.embed import DEFAULT_MODEL, MULTILINGUAL_MODEL, load_embedder  # noqa: E402
 from rag.index import Index, embed_corpus  # noqa: E402
-from rag.lexical import BM25  # noqa: E402
 from rag.retrieve import Engine, Weights, fuse, signal_matrix  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "piaf-v1.1.json"
@@ -99,11 +98,12 @@ def build_corpus(paragraphs: list[Paragraph], *, max_chars: int = 320,
     return corpus
 
 
-def build_engine(corpus: Corpus, embedders: dict, weights: Weights) -> Engine:
+def build_engine(corpus: Corpus, embedders: dict, weights: Weights,
+                 k1: float | None = None) -> Engine:
     """An engine over an in-memory corpus; the on-disk index is never touched."""
     vectors = {name: embed_corpus(corpus, emb) for name, emb in embedders.items()}
     manifest = {"models": [{"name": name, "dim": emb.dim} for name, emb in embedders.items()]}
-    return Engine(Index(corpus, vectors, manifest), embedders, weights)
+    return Engine(Index(corpus, vectors, manifest), embedders, weights, k1 or 1.2)
 
 
 def rank_of(scores: np.ndarray, target: int) -> float:
@@ -132,10 +132,12 @@ def document_scores(ids: np.ndarray, scores: np.ndarray, doc_of: np.ndarray,
 
 @dataclass(frozen=True)
 class Variant:
-    """Fusion weights, plus two lexical changes tried here before they are made in rag/.
+    """Fusion weights, and the engine's settings they were fitted with.
 
-    `k1` rebuilds the engine's BM25 tables with that saturation (None keeps the engine's);
-    `titled` adds "lexical.titled", BM25 over each document's question and whole text together.
+    `k1` builds the engine's BM25 tables with that saturation (None keeps the engine's);
+    `titled` and `overlap` add the engine's optional signals whatever the weights (for the fit):
+    "lexical.titled", BM25 over each document's question and whole text together, and the
+    word-for-word overlap signals of rag/overlap.py.
     """
 
     weights: Weights
@@ -185,30 +187,15 @@ VARIANTS = {
 }
 
 
-def titled_texts(corpus: Corpus) -> list[str]:
-    return [f"{d.question or ''} {corpus.document_text(d)}" for d in corpus.documents]
-
-
-def retune_lexical(engine: Engine, k1: float) -> None:
-    """Rebuild the engine's BM25 tables with another k1, as rag.retrieve would build them."""
-    engine._bm25 = {scope: BM25(bm25.documents, k1=k1) for scope, bm25 in engine._bm25.items()}
-
-
 def engine_ranks(engine: Engine, questions: list[Question],
                  variant: Variant = VARIANTS["default"]) -> list[float]:
     """Ranks under the engine's own candidate pooling and fusion (and a variant's changes)."""
     doc_of = engine._doc_of
     n_docs = len(engine.index.corpus.documents)
-    if variant.k1 is not None:
-        retune_lexical(engine, variant.k1)
-    titled = BM25(titled_texts(engine.index.corpus), k1=variant.k1 or 1.2) \
-        if variant.titled else None
     ranks = []
     for q in questions:
-        ids, signals, names = signal_matrix(engine, q.text, with_overlap=variant.overlap)
-        if titled is not None:
-            extra = titled.scores(q.text)[doc_of[ids]]
-            signals, names = np.column_stack([signals, extra]), names + ["lexical.titled"]
+        ids, signals, names = signal_matrix(engine, q.text, with_overlap=variant.overlap,
+                                            with_titled=variant.titled)
         scores = fuse(signals, names, variant.weights)
         ranks.append(rank_of(document_scores(ids, scores, doc_of, n_docs), q.paragraph))
     return ranks
@@ -250,7 +237,7 @@ def run(args) -> dict:
     timings = {}
     start = time.perf_counter()
     variant = VARIANTS[args.weights]
-    engine = build_engine(corpus, embedders, variant.weights)
+    engine = build_engine(corpus, embedders, variant.weights, variant.k1)
     results = {"engine": metrics(engine_ranks(engine, questions, variant))}
     timings["engine"] = time.perf_counter() - start
     for name, fn in (

@@ -18,23 +18,16 @@ import numpy as np
 import piaf
 from scipy.optimize import minimize
 
-from rag.lexical import BM25
 from rag.retrieve import signal_matrix
 
 
 def paragraph_signals(engine, questions, variant):
     """Per question: (paragraph ids, their pooled signals, index of the right one or -1)."""
-    if variant.k1 is not None:
-        piaf.retune_lexical(engine, variant.k1)
-    titled = BM25(piaf.titled_texts(engine.index.corpus), k1=variant.k1 or 1.2) \
-        if variant.titled else None
     rows, names = [], []
     for q in questions:
-        ids, signals, names = signal_matrix(engine, q.text, with_overlap=variant.overlap)
+        ids, signals, names = signal_matrix(engine, q.text, with_overlap=variant.overlap,
+                                            with_titled=variant.titled)
         docs = engine._doc_of[ids]
-        if titled is not None:
-            signals = np.column_stack([signals, titled.scores(q.text)[docs]])
-            names = names + ["lexical.titled"]
         unique, where = np.unique(docs, return_inverse=True)
         pooled = np.full((len(unique), signals.shape[1]), -np.inf, np.float32)
         np.maximum.at(pooled, where, signals)
@@ -84,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     embedders = piaf.load_embedders(True)
     for emb in embedders.values():
         emb.embed_batch([q.text for q in questions])
-    engine = piaf.build_engine(piaf.build_corpus(paragraphs), embedders, variant.weights)
+    engine = piaf.build_engine(piaf.build_corpus(paragraphs), embedders, variant.weights,
+                               variant.k1)
     rows, names = paragraph_signals(engine, questions, variant)
     fold = np.array([(q.article // 2) % 2 for q in questions])
     for k in (0, 1):

@@ -19,7 +19,7 @@ def default_sources(root: Path) -> list[Path]:
 def load_engine(index_dir: str | Path = "index", *, root: str | Path | None = None,
                 sources: list[str | Path] | None = None,
                 settings: IndexSettings | None = None, weights: Weights | None = None,
-                rebuild: bool = False,
+                k1: float = 1.2, rebuild: bool = False,
                 progress: Callable[[str, int], Callable[[int], None]] | None = None,
                 on_rebuild: Callable[[str], None] | None = None,
                 cache_dir: str | Path | None = None) -> Engine:
@@ -32,6 +32,8 @@ def load_engine(index_dir: str | Path = "index", *, root: str | Path | None = No
         rebuild: build the index when it is missing, stale or damaged (else raise).
         on_rebuild: told why a rebuild happens.
         cache_dir: where models exported to ONNX are kept (default ~/.cache/rag/models).
+        weights, k1: the fusion and abstention weights, and BM25's saturation, as fitted
+            together (the defaults for interviews; docs/quality-piaf.md for encyclopedic text).
     """
     index_dir = Path(index_dir)
     settings = settings or IndexSettings()
@@ -48,7 +50,7 @@ def load_engine(index_dir: str | Path = "index", *, root: str | Path | None = No
             on_rebuild(str(exc))
         index = build(index_dir, root=root, sources=paths, settings=settings,
                       embedders=embedders, progress=progress, cache_dir=cache_dir)
-    return open_engine(index, weights=weights or Weights(), embedders=embedders,
+    return open_engine(index, weights=weights or Weights(), k1=k1, embedders=embedders,
                        cache_dir=Path(cache_dir) if cache_dir is not None else None)
 
 

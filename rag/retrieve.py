@@ -8,9 +8,12 @@ prefix (`désengagement`/`engagement`, English/French cognates). Under each mode
 also carries how far it lies from the rest of the corpus: a passage close to everything (a
 hub) otherwise tops questions it does not answer, most of all under the English model on
 French text. And under the multilingual model, a passage also scores its closest clause: a
-long sentence that answers several things at once matches a question about one of them. Dense
-cosines and the normalised BM25 score are on fixed scales, so the fused score is comparable
-across questions and a single calibrated threshold decides abstention.
+long sentence that answers several things at once matches a question about one of them. Two
+more are computed only when the weights read them (weights fitted on encyclopedic text do):
+BM25 over each document with its question, and how much of the question a document repeats
+word for word (rag/overlap.py). Dense cosines and the normalised BM25 score are on fixed
+scales, so the fused score is comparable across questions and a single calibrated threshold
+decides abstention.
 """
 
 from __future__ import annotations
@@ -117,17 +120,20 @@ class Engine:
     index: Index
     embedders: dict[str, Embedder]
     weights: Weights = Weights()
+    k1: float = 1.2  # BM25's saturation in the lexical tables: sentences of dense prose want less
     _bm25: dict[str, BM25] = field(default_factory=dict, repr=False)
     _grams: GramBM25 | None = field(default=None, repr=False)
+    _titled: BM25 | None = field(default=None, repr=False)
 
     def __post_init__(self):
         corpus = self.index.corpus
+        k1 = self.k1
         self._bm25 = {
-            "passage": BM25([p.text for p in corpus.passages]),
-            "answer": BM25([corpus.document_text(d) for d in corpus.documents]),
-            "question": BM25([d.question or "" for d in corpus.documents]),
+            "passage": BM25([p.text for p in corpus.passages], k1=k1),
+            "answer": BM25([corpus.document_text(d) for d in corpus.documents], k1=k1),
+            "question": BM25([d.question or "" for d in corpus.documents], k1=k1),
             "pair": BM25([f"{corpus.documents[p.doc].question or ''} {p.text}"
-                          for p in corpus.passages]),
+                          for p in corpus.passages], k1=k1),
         }
         self._doc_of = np.fromiter((p.doc for p in corpus.passages), dtype=np.int64,
                                    count=len(corpus.passages))
@@ -158,6 +164,17 @@ class Engine:
                             texts_language(corpus.texts.values()))
         self._selections: dict[frozenset[int], Selection] = {}
         self._spellings: dict[int, str] = {}
+
+
+def titled(engine: Engine) -> BM25:
+    """BM25 over each document's question with its whole text, built on first use: only
+    weights that read `lexical.titled` need it (a Wikipedia paragraph's title names what the
+    paragraph is about, which none of its sentences may repeat)."""
+    if engine._titled is None:
+        corpus = engine.index.corpus
+        engine._titled = BM25([f"{d.question or ''} {corpus.document_text(d)}"
+                               for d in corpus.documents], k1=engine.k1)
+    return engine._titled
 
 
 def select_sources(engine: Engine, sources: Iterable[str] | None) -> Selection | None:
@@ -254,7 +271,7 @@ def closest_clause(clauses: np.ndarray, rows: np.ndarray, ids: np.ndarray, query
     return best
 
 
-def open_engine(index: Index, *, weights: Weights = Weights(),
+def open_engine(index: Index, *, weights: Weights = Weights(), k1: float = 1.2,
                 embedders: dict[str, Embedder] | None = None,
                 cache_dir: Path | None = None) -> Engine:
     """An engine over a loaded index, loading each of its models once, as it was built."""
@@ -264,7 +281,7 @@ def open_engine(index: Index, *, weights: Weights = Weights(),
         if entry["name"] not in embedders:
             embedders[entry["name"]] = load_embedder(entry["name"], backend=backend,
                                                      cache_dir=cache_dir)
-    return Engine(index, embedders, weights)
+    return Engine(index, embedders, weights, k1)
 
 
 def embed_queries(engine: Engine, queries: list[str]) -> list[dict[str, np.ndarray]]:
@@ -372,12 +389,14 @@ def nearest_within(engine: Engine, chosen: np.ndarray, lexical: np.ndarray,
 
 def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | None = None,
                   allowed: np.ndarray | None = None, *, with_overlap: bool | None = None,
-                  ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                  with_titled: bool | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Candidate passage ids and their raw signals (rows) by name (columns).
 
     `allowed`: a mask of the passages that may be cited (`select_sources`), or None for all.
-    `with_overlap`: add the word-for-word overlap signals (rag/overlap.py); by default only
-    when the engine's weights use them, as they cost a pass over the candidates' text.
+    `with_overlap`: add the word-for-word overlap signals (rag/overlap.py), and
+    `with_titled` BM25 over each document with its question (`titled`); by default each only
+    when the engine's weights use it, as they cost a pass over the candidates' text and a
+    table of their own.
     """
     bm25, ignore = engine._bm25, engine._speaker_terms
     if qvecs is None:
@@ -406,6 +425,9 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
     if engine.weights.uses("overlap.") if with_overlap is None else with_overlap:
         columns += list(document_overlap(engine, query, docs).T)
         names += [f"overlap.{s}" for s in OVERLAP]
+    if engine.weights.uses("lexical.titled") if with_titled is None else with_titled:
+        columns.append(titled(engine).scores_of(query, docs, ignore))
+        names.append("lexical.titled")
     return ids, np.stack(columns, axis=1).astype(np.float32), names
 
 

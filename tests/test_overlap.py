@@ -1,10 +1,12 @@
-"""The word-for-word overlap signals (rag/overlap.py), on the real transcript and engine."""
+"""The engine's optional lexical signals, on the real transcript and engine: word-for-word
+overlap (rag/overlap.py), BM25 over each document with its question, and BM25's saturation."""
 
 import numpy as np
 import pytest
 
+from rag.lexical import BM25
 from rag.overlap import PHRASE, SIGNALS, overlap, query_terms, spelling
-from rag.retrieve import Weights, signal_matrix
+from rag.retrieve import Weights, open_engine, signal_matrix
 
 from .conftest import TRANSCRIPT
 
@@ -84,3 +86,29 @@ def test_the_engine_adds_them_only_when_asked_or_weighted(engine):
     assert sahel.any() and words[sahel].min() > words[~sahel].max()
     weighted = Weights(rank=Weights().rank + (("overlap.phrase", 0.1),))
     assert weighted.uses("overlap.") and not Weights().uses("overlap.")
+
+
+def test_title_and_text_bm25_is_there_when_weighted_or_asked(engine):
+    query = "Que dit-il de la lutte contre le terrorisme au Sahel ?"
+    assert "lexical.titled" not in signal_matrix(engine, query)[2]
+    ids, signals, names = signal_matrix(engine, query, with_titled=True)
+    corpus = engine.index.corpus
+    table = BM25([f"{d.question or ''} {corpus.document_text(d)}" for d in corpus.documents])
+    expected = table.scores(query, ignore=engine._speaker_terms)[engine._doc_of[ids]]
+    got = signals[:, names.index("lexical.titled")]
+    assert got == pytest.approx(expected, abs=1e-6) and got.max() > 0
+    weighted = open_engine(engine.index, embedders=engine.embedders,
+                           weights=Weights(rank=(("lexical.titled", 1.0),)))
+    assert "lexical.titled" in signal_matrix(weighted, query)[2]
+
+
+def test_bm25_saturation_is_a_setting_of_the_engine(engine):
+    query = "Que dit-il de la lutte contre le terrorisme au Sahel ?"
+    flat_tf = open_engine(engine.index, embedders=engine.embedders, k1=0.1)
+    assert {t.k1 for t in flat_tf._bm25.values()} == {0.1}
+    assert flat_tf.k1 == 0.1 and engine.k1 == 1.2
+    ids, signals, names = signal_matrix(engine, query)
+    other = signal_matrix(flat_tf, query)
+    column = names.index("lexical.pair")
+    assert np.array_equal(ids, other[0])
+    assert not np.allclose(signals[:, column], other[1][:, column])
