@@ -51,6 +51,16 @@ def fold(word: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
 
 
+_NAME = re.compile(r"\w[\w'’-]*")
+
+
+def names(text: str) -> list[str]:
+    """The names a question gives: its capitalised words past the first, read past elision
+    (`l'Ukraine` names Ukraine), of three letters or more."""
+    words = [ELISION.sub("", w) for w in _NAME.findall(text)]
+    return [w for w in words[1:] if w[:1].isupper() and len(w) > 2]
+
+
 PREFIX = 6
 
 

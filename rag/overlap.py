@@ -10,17 +10,15 @@ Only the candidates' documents are read, so the cost follows the candidates, not
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from .lexical import ELISION, STOP_WORDS, WORD, fold
+from .lexical import ELISION, STOP_WORDS, WORD, fold, names
 
 SIGNALS = ("words", "names", "numbers", "phrase")
 PHRASE = 5  # the longest run of the question's words looked for, in words
-_NAME = re.compile(r"\w[\w'’-]*")
 _STOPS = frozenset(fold(w) for w in STOP_WORDS)  # the question's words are folded too
 
 
@@ -48,12 +46,11 @@ def query_terms(query: str, idf: Callable[[str], float],
     tokens = spelling(query).split()
     kept = [w for w in dict.fromkeys(tokens)
             if len(w) > 2 and w not in _STOPS and not w.isdigit() and w not in ignore]
-    raw = [ELISION.sub("", w) for w in _NAME.findall(query)[1:]]  # l'Ukraine: a name
-    names = [spelling(w).strip() for w in raw if w[:1].isupper() and len(w) > 2]
-    names = [w for w in names if w and w not in ignore]
+    named = [spelling(w).strip() for w in names(query)]
+    named = [w for w in named if w and w not in ignore]
     numbers = [w for w in dict.fromkeys(tokens) if w.isdigit()]
     return QueryTerms(tuple(kept), np.array([idf(w) for w in kept], np.float32),
-                      tuple(dict.fromkeys(names)), tuple(numbers), tuple(tokens))
+                      tuple(dict.fromkeys(named)), tuple(numbers), tuple(tokens))
 
 
 def overlap(terms: QueryTerms, texts: list[str]) -> np.ndarray:

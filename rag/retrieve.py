@@ -19,7 +19,6 @@ decides abstention.
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from .embed import DEFAULT_BACKEND, MULTILINGUAL_MODEL, Embedder, load_embedder
 from .errors import QuestionError
 from .index import FLAT_LIMIT, Index
 from .language import language
-from .lexical import BM25, ELISION, GramBM25, char_grams, tokenize
+from .lexical import BM25, GramBM25, char_grams, names, tokenize
 from .overlap import SIGNALS as OVERLAP
 from .overlap import overlap, query_terms, spelling
 from .threads import named_pool
@@ -452,9 +451,6 @@ def document_overlap(engine: Engine, query: str, docs: np.ndarray) -> np.ndarray
     return overlap(terms, texts)[where]
 
 
-_NAME = re.compile(r"\w[\w'’-]*")
-
-
 def query_features(engine: Engine, query: str, scope: Scope | None = None) -> dict[str, float]:
     """What the question asks about that the corpus never mentions.
 
@@ -468,14 +464,13 @@ def query_features(engine: Engine, query: str, scope: Scope | None = None) -> di
     may cite (`select_sources`), by default all of them.
     """
     scope = scope or engine._scope
-    words = [ELISION.sub("", w) for w in _NAME.findall(query)]  # l'Ukraine: a name
-    names = [w for w in words[1:] if w[:1].isupper() and len(w) > 2]
-    missing = [w for w in names if not set(tokenize(w)) & scope.vocabulary]
+    named = names(query)
+    missing = [w for w in named if not set(tokenize(w)) & scope.vocabulary]
     terms = tokenize(query)
     unknown = [t for t in terms if t not in scope.vocabulary]
     unknown_share = len(unknown) / len(terms) if terms else 1.0
     across = float(language(query) != scope.language)
-    return {"query.unknown_names": len(missing) / len(names) if names else 0.0,
+    return {"query.unknown_names": len(missing) / len(named) if named else 0.0,
             "query.unknown_terms": unknown_share,
             "query.cross_lingual": across,
             "query.unknown_terms_same": unknown_share * (1.0 - across),
