@@ -23,6 +23,7 @@ from .errors import (
     IndexMissingError,
     IndexStaleError,
     IndexWriteError,
+    InputFileError,
     QuestionError,
     RagError,
     TranscriptFormatError,
@@ -37,7 +38,7 @@ __all__ = [
     "Turn",
     "Weights",
     "IndexCorruptError", "IndexMissingError", "IndexStaleError", "IndexWriteError",
-    "QuestionError", "RagError", "TranscriptFormatError",
+    "InputFileError", "QuestionError", "RagError", "TranscriptFormatError",
     "ask", "ask_many", "build", "clean_question", "default_sources", "load_embedder", "load_engine",
     "parse_transcript", "read_transcript", "search", "search_many",
 ]

@@ -13,6 +13,7 @@ from .errors import (
     IndexMissingError,
     IndexStaleError,
     IndexWriteError,
+    InputFileError,
     QuestionError,
     RagError,
     TranscriptFormatError,
@@ -21,7 +22,7 @@ from .errors import (
 EXIT_CODES = [
     (QuestionError, 2),
     (IndexMissingError, 3), (IndexStaleError, 3), (IndexCorruptError, 3),
-    (TranscriptFormatError, 4), (IndexWriteError, 5), (RagError, 1),
+    (TranscriptFormatError, 4), (IndexWriteError, 5), (InputFileError, 6), (RagError, 1),
 ]
 
 
@@ -145,11 +146,15 @@ def _run(args) -> int:
     if args.command == "ask":
         return _ask(args, load_engine)
     if args.command == "eval":
-        from .evaluate import evaluate, format_table, read_gold
+        from .evaluate import check_gold, evaluate, format_table, read_gold
 
         gold = read_gold(args.gold)
         engine = load_engine(args.index, root=Path.cwd(), settings=_settings(args),
                              cache_dir=args.cache_dir)
+        try:
+            check_gold(engine, gold)
+        except InputFileError as exc:
+            raise InputFileError(str(exc), source=args.gold) from None
         report = evaluate(engine, gold)
         print(json.dumps(report, ensure_ascii=False, indent=2) if args.json
               else format_table(report))
@@ -165,6 +170,8 @@ def _ask(args, load_engine) -> int:
         if args.question is None:
             raise QuestionError("give a question, or --batch FILE")
         clean_question(args.question)  # fail fast, before loading the model
+    else:
+        stream = sys.stdin if args.batch == "-" else _open_batch(args.batch)
     engine = load_engine(args.index, root=Path.cwd(), settings=_settings(args),
                          rebuild=args.rebuild, progress=_progress, cache_dir=args.cache_dir,
                          on_rebuild=lambda why: print(f"rag: rebuilding the index: {why}",
@@ -181,8 +188,6 @@ def _ask(args, load_engine) -> int:
     # A file is answered 32 questions at a time, embedded together; standard input one line
     # at a time, so a program feeding it a line gets that line's answer at once.
     group = 1 if args.batch == "-" else 32
-    stream = sys.stdin if args.batch == "-" else open(args.batch, encoding="utf-8",
-                                                        errors="replace")
     with stream:
         pending: list[str] = []
         for line in stream:
@@ -193,6 +198,15 @@ def _ask(args, load_engine) -> int:
                 pending = []
         _answer_lines(engine, pending, args.k, args.sources)
     return 0
+
+
+def _open_batch(path: str):
+    """The batch file, opened before the models load so that a wrong path fails at once."""
+    try:
+        return open(path, encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputFileError(f"cannot read the questions ({exc.strerror or exc})",
+                             source=path) from None
 
 
 def _answer_lines(engine, questions: list[str], k: int, sources: list[str] | None) -> None:

@@ -23,6 +23,17 @@ class TranscriptFormatError(RagError):
         self.source = source
 
 
+class InputFileError(RagError):
+    """A file named on the command line (a gold set, a batch of questions) cannot be read or
+    is malformed; the message names the file and, when it can, the line."""
+
+    def __init__(self, message: str, line: int | None = None, source: str | None = None):
+        where = f"{source}:{line}" if source and line is not None else source or ""
+        super().__init__(f"{where}: {message}" if where else message)
+        self.line = line
+        self.source = source
+
+
 class IndexMissingError(RagError):
     """No index at the given folder; run `rag build`."""
 

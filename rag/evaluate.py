@@ -1,10 +1,16 @@
 """Score the engine on a gold set of questions with their expected answer and evidence.
 
 Gold line: {"id", "lang", "question", "turn", "evidence": [exact substrings], "abstain",
-"previous"?}. Metrics, overall and per language: turn@1 (top citation from the right answer),
-evidence@1/@3 (an evidence span among the first 1/3 citations), MRR of the right answer among
-the ranked passages, focus (share of the top citation that is evidence), off-topic abstention,
-false abstention, and citation integrity (every citation equals the transcript at its offsets).
+"previous"?, "source"?}. `source` names the transcript (as citations name it) when the index
+holds several; without it, evidence may be in any of them. Metrics, overall and per language:
+turn@1 (top citation from the right answer), evidence@1/@3 (an evidence span among the first
+1/3 citations), MRR of the right answer among the ranked passages, focus (share of the top
+citation that is evidence), off-topic abstention, false abstention, and citation integrity
+(every citation equals the transcript at its offsets).
+
+A gold set is checked before anything is scored: a line that is not a gold item, evidence
+that is not in the transcript or an answer number it does not have would otherwise score as
+a miss of the engine's, silently.
 """
 
 from __future__ import annotations
@@ -13,13 +19,91 @@ import json
 from pathlib import Path
 
 from .answer import ask
+from .errors import InputFileError
 from .followup import contextualise
 from .retrieve import Engine, search
 
 
 def read_gold(path: str | Path) -> list[dict]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    """The gold items of a JSONL file, each checked for the fields and types it needs.
+
+    An item without an id is named by its line ("line 7"). Raises InputFileError naming the
+    file and line of the first problem.
+    """
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise InputFileError("not UTF-8 text", source=str(path)) from None
+    except OSError as exc:
+        raise InputFileError(f"cannot read the gold set ({exc.strerror or exc})",
+                             source=str(path)) from None
+    items = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputFileError(f"not valid JSON ({exc.msg})", n, str(path)) from None
+        problem = gold_problem(item)
+        if problem:
+            raise InputFileError(problem, n, str(path))
+        item.setdefault("id", f"line {n}")
+        items.append(item)
+    if not items:
+        raise InputFileError("no gold questions in the file", source=str(path))
+    return items
+
+
+def gold_problem(item) -> str | None:
+    """What makes this parsed line not a gold item, or None."""
+    if not isinstance(item, dict):
+        return "a gold line is a JSON object"
+    question = item.get("question")
+    if not isinstance(question, str) or not question.strip():
+        return '"question" must be a non-empty string'
+    if not isinstance(item.get("abstain"), bool):
+        return '"abstain" must be true (an off-topic question) or false'
+    for key in ("lang", "previous", "source"):
+        if item.get(key) is not None and not isinstance(item[key], str):
+            return f'"{key}" must be a string'
+    if item["abstain"]:
+        return None
+    turn = item.get("turn")
+    if not isinstance(turn, int) or isinstance(turn, bool) or turn < 1:
+        return '"turn" must be the answer\'s number, from 1, when "abstain" is false'
+    evidence = item.get("evidence")
+    if not isinstance(evidence, list) or not evidence \
+            or not all(isinstance(e, str) and e.strip() for e in evidence):
+        return '"evidence" must be a list of exact substrings of the answer, when "abstain" ' \
+               'is false'
+    return None
+
+
+def check_gold(engine: Engine, gold: list[dict]) -> None:
+    """Raise InputFileError for a gold item this index cannot score: an unknown `source`, an
+    answer number its transcript does not have, or evidence not found in it word for word."""
+    corpus = engine.index.corpus
+    texts = corpus.texts
+    turns: dict[str, set[int]] = {}
+    for d in corpus.documents:
+        turns.setdefault(d.source, set()).add(d.turn)
+    for item in gold:
+        name = f"gold item {item.get('id')}"
+        source = item.get("source")
+        if source is not None and source not in texts:
+            raise InputFileError(f"{name}: no transcript {source!r} in the index (it has "
+                                 f"{', '.join(sorted(texts))})")
+        if item["abstain"]:
+            continue
+        sources = [source] if source is not None else list(texts)
+        if not any(item["turn"] in turns.get(s, ()) for s in sources):
+            raise InputFileError(f"{name}: no answer {item['turn']} in "
+                                 f"{source or 'the transcripts'}")
+        for piece in item["evidence"]:
+            if not any(piece in texts[s] for s in sources):
+                raise InputFileError(f"{name}: evidence not found word for word in "
+                                     f"{source or 'the transcripts'}: {piece[:80]!r}")
 
 
 def evidence_spans(text: str, evidence: list[str]) -> list[tuple[int, int]]:
@@ -48,23 +132,34 @@ def score_one(engine: Engine, item: dict, *, k: int = 3) -> dict:
     integrity = all(texts.get(c.source, "")[c.start:c.end] == c.text
                     for c in answer.citations + answer.closest)
     row = {"id": item.get("id"), "lang": item.get("lang", "?"), "abstain": item["abstain"],
-           "abstained": answer.abstained, "integrity": integrity}
+           "abstained": answer.abstained, "integrity": integrity,
+           "expected": None if item["abstain"] else item["turn"],
+           "cited": _where(answer.citations[0], len(texts)) if answer.citations else None}
     if item["abstain"]:
         return row
-    text = next(iter(texts.values()))
-    evidence = evidence_spans(text, item.get("evidence", []))
+    source = item.get("source")
+    evidence = {name: evidence_spans(text, item["evidence"]) for name, text in texts.items()
+                if source in (None, name)}
+
+    def right(citation_source: str, turn: int) -> bool:
+        return turn == item["turn"] and source in (None, citation_source)
+
+    def holds(c) -> bool:
+        return has_evidence((c.start, c.end), evidence.get(c.source, []))
+
     cites = answer.citations
     hits = search(engine, contextualise(item["question"], item.get("previous")), k=10)
-    rank = next((i for i, h in enumerate(hits, 1) if h.document.turn == item["turn"]), None)
+    rank = next((i for i, h in enumerate(hits, 1)
+                 if right(h.document.source, h.document.turn)), None)
     top = cites[0] if cites else None
     focus = 0.0
     if top:
-        covered = sum(_overlap((top.start, top.end), e) for e in evidence)
+        covered = sum(_overlap((top.start, top.end), e) for e in evidence.get(top.source, []))
         focus = min(1.0, covered / max(1, top.end - top.start))
     row.update({
-        "turn@1": bool(top and top.answer == item["turn"]),
-        "evidence@1": bool(top and has_evidence((top.start, top.end), evidence)),
-        "evidence@3": any(has_evidence((c.start, c.end), evidence) for c in cites[:3]),
+        "turn@1": bool(top and right(top.source, top.answer)),
+        "evidence@1": bool(top and holds(top)),
+        "evidence@3": any(holds(c) for c in cites[:3]),
         "rr": 1.0 / rank if rank else 0.0,
         "focus": focus,
     })
@@ -93,19 +188,33 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def evaluate(engine: Engine, gold: list[dict], *, k: int = 3) -> dict:
-    """Metrics overall and per language, plus the ids of the questions that missed."""
+    """Metrics overall and per language, the ids of the questions that missed and, under
+    "missed", what each of them expected and got. Checks the gold set first (check_gold)."""
+    check_gold(engine, gold)
     rows = [score_one(engine, item, k=k) for item in gold]
     report = {"all": summarise(rows)}
     for lang in sorted({r["lang"] for r in rows}):
         report[lang] = summarise([r for r in rows if r["lang"] == lang])
-    report["misses"] = [r["id"] for r in rows
-                        if (r["abstain"] != r["abstained"]) or (not r["abstain"]
-                                                                 and not r["turn@1"])]
+    missed = [r for r in rows if r["abstain"] != r["abstained"]
+              or (not r["abstain"] and not r["turn@1"])]
+    report["misses"] = [r["id"] for r in missed]
+    report["missed"] = [_miss(r) for r in missed]
     return report
 
 
+def _where(citation, transcripts: int) -> str:
+    """Which answer a citation is from, naming its transcript when there are several."""
+    return f"answer {citation.answer}" + (f" of {citation.source}" if transcripts > 1 else "")
+
+
+def _miss(row: dict) -> dict:
+    """A missed question: the answer it expected (None: an abstention) and what it got."""
+    return {"id": row["id"], "expected": row["expected"],
+            "got": "an abstention" if row["abstained"] else row["cited"]}
+
+
 def format_table(report: dict) -> str:
-    groups = [g for g in report if g != "misses"]
+    groups = [g for g in report if g not in ("misses", "missed")]
     metrics = list(report["all"])
     lines = ["metric".ljust(18) + "".join(g.rjust(10) for g in groups)]
     for m in metrics:
@@ -117,4 +226,7 @@ def format_table(report: dict) -> str:
         lines.append(m.ljust(18) + "".join(cells))
     if report["misses"]:
         lines.append("missed: " + ", ".join(str(i) for i in report["misses"]))
+        for m in report.get("missed", []):
+            expected = "an abstention" if m["expected"] is None else f"answer {m['expected']}"
+            lines.append(f"  {m['id']}: expected {expected}, got {m['got']}")
     return "\n".join(lines)

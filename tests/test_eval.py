@@ -1,0 +1,125 @@
+"""`rag eval` as a researcher uses it on a gold set of their own: a malformed file gets one
+clear line naming where, never a traceback nor a score that counts a typo as the engine's
+miss; each miss says what it expected and got; evidence is found in whichever transcript the
+item names."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.errors import InputFileError
+from rag.evaluate import check_gold, evaluate, format_table, read_gold
+from tests.conftest import SECOND_NAME, TRANSCRIPT
+from tests.test_cli import rag
+
+SAHEL = {"id": "s", "lang": "fr", "question": "Que dit Blinken du Sahel ?", "turn": 3,
+         "evidence": ["faire encore plus ensemble au Sahel"], "abstain": False}
+OFF = {"id": "o", "lang": "en", "question": "Who won the 2018 World Cup?", "abstain": True}
+
+
+def write(path, *lines):
+    path.write_text("\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("line, message", [
+    ("{not json", "not valid JSON"),
+    ('["a list"]', "JSON object"),
+    (json.dumps({"question": "Sahel ?"}), '"abstain"'),
+    (json.dumps({"question": "", "abstain": True}), '"question"'),
+    (json.dumps({**SAHEL, "turn": "3"}), '"turn"'),
+    (json.dumps({**SAHEL, "turn": 0}), '"turn"'),
+    (json.dumps({**SAHEL, "evidence": []}), '"evidence"'),
+    (json.dumps({**SAHEL, "evidence": "faire encore plus"}), '"evidence"'),
+    (json.dumps({**SAHEL, "source": 3}), '"source"'),
+])
+def test_a_malformed_line_is_named_by_file_and_line(tmp_path, line, message):
+    path = write(tmp_path / "gold.jsonl", SAHEL, line)
+    with pytest.raises(InputFileError, match=message) as caught:
+        read_gold(path)
+    assert str(caught.value).startswith(f"{path}:2: ")
+
+
+def test_the_command_exits_6_with_one_line_before_loading_the_models(tmp_path):
+    path = write(tmp_path / "gold.jsonl", "", SAHEL, "{oops")
+    for args in (["eval", str(path)], ["eval", str(tmp_path / "none.jsonl")],
+                 ["eval", str(tmp_path)], ["ask", "--batch", str(tmp_path / "none.txt")]):
+        out = rag(*args, "--index", str(tmp_path / "no-index"), cwd=tmp_path)
+        # Exit 6, not 3: the file is refused before the (missing) index is looked for.
+        assert out.returncode == 6, (args, out.stderr)
+        assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+        assert out.stdout == ""
+    assert f"{path}:3: not valid JSON" in rag("eval", str(path), cwd=tmp_path).stderr
+    (tmp_path / "latin1.jsonl").write_bytes(b'{"question": "\xe9t\xe9", "abstain": true}\n')
+    assert "not UTF-8" in rag("eval", str(tmp_path / "latin1.jsonl"), cwd=tmp_path).stderr
+
+
+def test_a_blank_file_is_not_a_gold_set(tmp_path):
+    with pytest.raises(InputFileError, match="no gold questions"):
+        read_gold(write(tmp_path / "gold.jsonl", ""))
+
+
+def test_evidence_or_answers_the_transcript_lacks_are_refused_not_scored(engine):
+    check_gold(engine, [SAHEL, OFF])
+    for item, message in [
+        ({**SAHEL, "evidence": ["faire encore plus ensemble au Mali"]}, "evidence not found"),
+        ({**SAHEL, "turn": 6}, "no answer 6"),
+        ({**SAHEL, "source": "data/other.txt"}, "no transcript 'data/other.txt'"),
+    ]:
+        with pytest.raises(InputFileError, match=message):
+            check_gold(engine, [SAHEL, item])
+        with pytest.raises(InputFileError, match=message):
+            evaluate(engine, [item])
+
+
+def test_the_command_names_the_file_of_a_gold_item_the_index_cannot_score(project, tmp_path):
+    path = write(tmp_path / "gold.jsonl", {**SAHEL, "evidence": ["pas dans l'entretien"]})
+    out = rag("eval", str(path), cwd=project)
+    assert out.returncode == 6 and "Traceback" not in out.stderr
+    assert out.stderr.startswith(f"rag: error: {path}: gold item s: evidence not found")
+
+
+def test_each_miss_says_what_it_expected_and_what_it_got(engine, tmp_path):
+    gold = [SAHEL,
+            {**SAHEL, "id": "wrong-turn", "turn": 2,
+             "evidence": ["Au Sahel, il y a déjà un partenariat très important"]},
+            {**OFF, "id": "no-answer", "turn": 1, "abstain": False,
+             "evidence": ["on aurait dû faire mieux"]},
+            {**SAHEL, "id": "not-off-topic", "abstain": True}]
+    report = evaluate(engine, gold)
+    assert report["misses"] == ["wrong-turn", "no-answer", "not-off-topic"]
+    assert report["missed"] == [
+        {"id": "wrong-turn", "expected": 2, "got": "answer 3"},
+        {"id": "no-answer", "expected": 1, "got": "an abstention"},
+        {"id": "not-off-topic", "expected": None, "got": "answer 3"}]
+    table = format_table(report)
+    assert "  wrong-turn: expected answer 2, got answer 3" in table
+    assert "  not-off-topic: expected an abstention, got answer 3" in table
+    # An item without an id is named by its line.
+    unnamed = {k: v for k, v in SAHEL.items() if k != "id"}
+    assert read_gold(write(tmp_path / "g.jsonl", "", unnamed))[0]["id"] == "line 2"
+
+
+def test_evidence_and_answers_are_read_in_the_transcript_the_item_names(two_engine):
+    """With two interviews indexed, evidence in the second one counts, and an item naming a
+    transcript is right only when its top citation comes from that one."""
+    gas = {"id": "gas", "lang": "en", "question": "What will be done about household gas bills?",
+           "turn": 1, "evidence": ["We will cap household gas bills for two years"],
+           "abstain": False}
+    costa, blinken = f"data/{SECOND_NAME}", f"data/{TRANSCRIPT.name}"
+    for item in (gas, {**gas, "source": costa}):
+        scores = evaluate(two_engine, [item])["all"]
+        assert scores["turn@1"] == 1.0 and scores["evidence@1"] == 1.0, item
+    # Answer 1 of the other interview is not answer 1 of the one the item names.
+    wrong = {**gas, "source": blinken, "evidence": ["on aurait dû faire mieux"]}
+    assert evaluate(two_engine, [wrong])["all"]["turn@1"] == 0.0
+    # The Sahel answer is answer 3 of the Blinken interview; the second one has no answer 3.
+    assert evaluate(two_engine, [{**SAHEL, "source": blinken}])["all"]["turn@1"] == 1.0
+    with pytest.raises(InputFileError, match="no answer 3"):
+        check_gold(two_engine, [{**SAHEL, "source": costa}])
+    missed = evaluate(two_engine, [{**SAHEL, "id": "t", "turn": 1, "evidence": [
+        "Families should not choose between heating and eating"]}])["missed"]
+    assert missed == [{"id": "t", "expected": 1, "got": f"answer 3 of {blinken}"}]
