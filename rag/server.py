@@ -7,7 +7,9 @@ nothing a client sends can produce a traceback or reveal a server path.
 from __future__ import annotations
 
 import asyncio
+import errno
 import importlib.util
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -33,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .answer import MAX_K, MAX_QUESTION_CHARS, Answer, ask, ask_many
 from .answer import Request as Asked
-from .errors import QuestionError
+from .errors import QuestionError, RagError
 from .threads import named_pool
 from .transcript import Transcript, Turn, parse_transcript
 
@@ -586,6 +588,16 @@ def serve(*, index_dir: str | Path = "index", root: str | Path | None = None,
     `request_timeout`: seconds a client has to send a whole request (head and body) once it
     connects or once its last answer is sent, before the connection is closed.
     """
+    # The port first: one in use fails at once, not after the models have loaded.
+    sock = listening_socket(host, port)
+    with sock:
+        _serve(sock, index_dir=index_dir, root=root, settings=settings, host=host,
+               port=sock.getsockname()[1], root_path=root_path, cors_origins=cors_origins,
+               cache_dir=cache_dir, request_timeout=request_timeout)
+
+
+def _serve(sock: socket.socket, *, index_dir, root, settings, host: str, port: int,
+           root_path: str, cors_origins, cache_dir, request_timeout: float) -> None:
     import uvicorn
 
     from .engine import load_engine
@@ -608,8 +620,38 @@ def serve(*, index_dir: str | Path = "index", root: str | Path | None = None,
     print(f"rag: serving on http://{host}:{port}{root_path}/", file=sys.stderr, flush=True)
     # h11 refuses a request whose headers pass 16 KiB; uvicorn's httptools parser (picked by
     # default when installed) buffers headers of any size, so a client could fill memory.
-    uvicorn.run(app, host=host, port=port, root_path=root_path, log_level="warning",
-                proxy_headers=True, http=h11_with_deadline(request_timeout))
+    config = uvicorn.Config(app, host=host, port=port, root_path=root_path,
+                            log_level="warning", proxy_headers=True,
+                            http=h11_with_deadline(request_timeout))
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port (0: any free port), or a RagError saying why it cannot be."""
+    if not 0 <= port <= 65535:
+        raise RagError(f"cannot listen on port {port}: a port is a number from 0 to 65535")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError, OverflowError) as exc:
+        raise RagError(f"cannot listen on {host}:{port}: {_reason(exc)}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        hint = "; another server may be running there, or choose another --port" \
+            if exc.errno == errno.EADDRINUSE else ""
+        raise RagError(f"cannot listen on {host}:{port}: {_reason(exc)}{hint}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _reason(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 def h11_with_deadline(seconds: float):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
 
@@ -12,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import GOLD, ROOT, TRANSCRIPT
-from tests.web_fixtures import free_port, running, wait_ready
+from tests.web_fixtures import running, wait_ready
 
 ALLOWED = "http://allowed.example"
 
@@ -355,14 +357,17 @@ def test_ui_keeps_gradio_from_rewriting_its_stub_files():
 
 
 def test_rag_serve_command(project):
-    """`rag serve` from a project folder: loads the index, serves the API and the UI."""
-    port = free_port()
+    """`rag serve` from a project folder: loads the index, serves the API and the UI. With
+    `--port 0` it takes a free port and says which."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAG_CORS_ORIGINS": ALLOWED}
     rag = os.path.join(os.path.dirname(sys.executable), "rag")
-    proc = subprocess.Popen([rag, "serve", "--port", str(port)], cwd=project, env=env,
+    proc = subprocess.Popen([rag, "serve", "--port", "0"], cwd=project, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
     try:
+        said = ""
+        while "serving on" not in said and proc.poll() is None:
+            said = proc.stdout.readline()
+        url = re.fullmatch(r"rag: serving on (http://127\.0\.0\.1:[1-9]\d*)/\n", said)[1]
         wait_ready(url, timeout=120, alive=lambda: proc.poll() is None)
         answer = ask(url, {"question": "Que dit Blinken du Sahel ?"}).json()
         assert answer["citations"][0]["answer"] == 3
@@ -377,6 +382,23 @@ def test_rag_serve_command(project):
             proc.kill()
             out, _ = proc.communicate(timeout=10)
     assert "Traceback" not in out, out
+
+
+def test_rag_serve_on_a_port_in_use_says_so_at_once(project):
+    """Before the models load, so in about the time Python takes to start."""
+    rag = os.path.join(os.path.dirname(sys.executable), "rag")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for args, message in ((["--port", str(port)], "Address already in use"),
+                              (["--port", "65536"], "a number from 0 to 65535"),
+                              (["--host", "no-such-host.invalid"], "cannot listen on")):
+            done = subprocess.run([rag, "serve", *args], cwd=project, capture_output=True,
+                                  text=True, timeout=60, env={**os.environ,
+                                                              "HF_HUB_OFFLINE": "1"})
+            assert done.returncode == 1 and message in done.stderr, done.stderr
+            assert done.stderr.count("\n") == 1 and "serving on" not in done.stderr
 
 
 def test_queued_questions_are_answered_together_and_fail_alone(engine):
