@@ -499,7 +499,16 @@ def search(engine: Engine, query: str, *, k: int = 5,
     `qvecs`: the query's vectors when already computed (see `search_many`).
     `sources`: only these transcripts, by the `source` their citations give (default all).
     """
+    _check_request(query, k)
     return _ranked(engine, query, k, qvecs, select_sources(engine, sources))
+
+
+def _check_request(query: object, k: object) -> None:
+    """A QuestionError for what would otherwise fail deep inside, or quietly slice wrong."""
+    if not isinstance(query, str):
+        raise QuestionError("the query must be text")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise QuestionError("k must be a whole number from 1")
 
 
 def search_many(engine: Engine, queries: list[str], *, k: int = 5,
@@ -508,6 +517,11 @@ def search_many(engine: Engine, queries: list[str], *, k: int = 5,
 
     `sources`: for each query, the transcripts it may cite (None: all).
     """
+    if isinstance(queries, str):
+        raise QuestionError("search_many takes a list of queries; use search for one")
+    queries = list(queries)
+    for query in queries:
+        _check_request(query, k)
     masks = [select_sources(engine, s) for s in sources] if sources is not None else \
         [None] * len(queries)  # an unknown transcript fails before any work
     if not engine.index.corpus.passages:

@@ -48,3 +48,29 @@ def test_cli_batch(project):
         else:
             got = "abstain" if record["abstained"] else f"answer {record['citations'][0]['answer']}"
             assert got == outcome, case
+
+
+@pytest.mark.parametrize("query, k, message", [
+    (None, 5, "must be text"), (b"Sahel", 5, "must be text"), ("Sahel", 0, "k must be"),
+    ("Sahel", -1, "k must be"), ("Sahel", "3", "k must be"), ("Sahel", True, "k must be"),
+])
+def test_search_refuses_what_it_cannot_rank(engine, query, k, message):
+    """The lower-level search, too: a clear QuestionError, not an AttributeError from deep
+    inside nor, for a negative k, all but the last passage."""
+    from rag import search, search_many
+
+    with pytest.raises(QuestionError, match=message):
+        search(engine, query, k=k)
+    with pytest.raises(QuestionError, match=message):
+        search_many(engine, ["Sahel", query], k=k)
+
+
+def test_search_many_takes_a_list_not_one_string(engine):
+    from rag import search, search_many
+
+    with pytest.raises(QuestionError, match="list of queries"):
+        search_many(engine, "Sahel")
+    many = search_many(engine, ("Sahel ?", "Le Drian ?"), k=3)
+    assert [[h.passage.id for h in hits] for hits in many] == \
+        [[h.passage.id for h in search(engine, q, k=3)] for q in ("Sahel ?", "Le Drian ?")]
+    assert len(search(engine, "Sahel ?", k=10**9)) == len(engine.index.corpus.passages)
