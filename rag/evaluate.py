@@ -37,7 +37,7 @@ def read_gold(path: str | Path) -> list[dict]:
     except OSError as exc:
         raise InputFileError(f"cannot read the gold set ({exc.strerror or exc})",
                              source=str(path)) from None
-    items = []
+    items, seen = [], {}
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -49,6 +49,11 @@ def read_gold(path: str | Path) -> list[dict]:
         if problem:
             raise InputFileError(problem, n, str(path))
         item.setdefault("id", f"line {n}")
+        key = json.dumps(item["id"])
+        if key in seen:  # a miss is reported by its id
+            raise InputFileError(f"id {item['id']!r} is already the id of line {seen[key]}", n,
+                                 str(path))
+        seen[key] = n
         items.append(item)
     if not items:
         raise InputFileError("no gold questions in the file", source=str(path))

@@ -57,6 +57,13 @@ def test_the_command_exits_6_with_one_line_before_loading_the_models(tmp_path):
     assert "not UTF-8" in rag("eval", str(tmp_path / "latin1.jsonl"), cwd=tmp_path).stderr
 
 
+def test_two_items_cannot_share_an_id(tmp_path):
+    """Misses are named by id, so an id names one item."""
+    with pytest.raises(InputFileError, match="'s' is already the id of line 1") as caught:
+        read_gold(write(tmp_path / "gold.jsonl", SAHEL, OFF, {**OFF, "id": "s"}))
+    assert str(caught.value).startswith(f"{tmp_path / 'gold.jsonl'}:3: ")
+
+
 def test_a_blank_file_is_not_a_gold_set(tmp_path):
     with pytest.raises(InputFileError, match="no gold questions"):
         read_gold(write(tmp_path / "gold.jsonl", ""))
