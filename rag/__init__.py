@@ -24,6 +24,7 @@ from .errors import (
     IndexStaleError,
     IndexWriteError,
     InputFileError,
+    ModelError,
     QuestionError,
     RagError,
     TranscriptFormatError,
@@ -38,7 +39,7 @@ __all__ = [
     "Turn",
     "Weights",
     "IndexCorruptError", "IndexMissingError", "IndexStaleError", "IndexWriteError",
-    "InputFileError", "QuestionError", "RagError", "TranscriptFormatError",
+    "InputFileError", "ModelError", "QuestionError", "RagError", "TranscriptFormatError",
     "ask", "ask_many", "build", "clean_question", "default_sources", "load_embedder", "load_engine",
     "parse_transcript", "read_transcript", "search", "search_many",
 ]

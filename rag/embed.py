@@ -19,6 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
+from .errors import ModelError, RagError
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 MULTILINGUAL_MODEL = "use-multilingual-v3"  # rag.multilingual.NAME
 BACKENDS = ("onnx-int8", "onnx", "torch")
@@ -205,12 +207,22 @@ def load_embedder(name: str, *, backend: str = DEFAULT_BACKEND,
     from .export import default_cache_dir
 
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    if name == MULTILINGUAL_MODEL:
-        from .multilingual import MultilingualEmbedder
-
-        return MultilingualEmbedder(cache_dir=cache_dir)
-    if backend == "torch":
-        return SentenceTransformerEmbedder(name)
-    if backend not in BACKENDS:
+    if backend != "torch" and backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    return OnnxEmbedder(name, quantize=backend == "onnx-int8", cache_dir=cache_dir)
+    try:
+        if name == MULTILINGUAL_MODEL:
+            from .multilingual import MultilingualEmbedder
+
+            return MultilingualEmbedder(cache_dir=cache_dir)
+        if backend == "torch":
+            return SentenceTransformerEmbedder(name)
+        return OnnxEmbedder(name, quantize=backend == "onnx-int8", cache_dir=cache_dir)
+    except RagError:
+        raise
+    except Exception as exc:  # the model libraries fail in many ways; a user needs one line
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        # The hub's "not found" is an OSError with no errno; a file system error has one.
+        fetched = isinstance(exc, OSError) and exc.errno is None and not Path(name).exists()
+        hint = " (a model name needs the hub, and HF_HUB_OFFLINE is set: give a local " \
+            "folder)" if fetched and os.environ.get("HF_HUB_OFFLINE") == "1" else ""
+        raise ModelError(f"cannot load the model {name!r}: {reason[:300]}{hint}") from exc

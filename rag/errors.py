@@ -34,6 +34,11 @@ class InputFileError(RagError):
         self.source = source
 
 
+class ModelError(RagError):
+    """An embedding model cannot be loaded: an unknown name with no hub to fetch it from, a
+    folder that holds no model, or a cache folder that cannot be written."""
+
+
 class IndexMissingError(RagError):
     """No index at the given folder; run `rag build`."""
 

@@ -93,3 +93,26 @@ def test_malformed_transcript_exits_4_naming_the_line(tmp_path):
     (tmp_path / "bad.txt").write_text("date 2021-10 X : Q ?\n\n\"never closed\n", encoding="utf-8")
     out = rag("build", "bad.txt", cwd=tmp_path)
     assert out.returncode == 4 and "bad.txt:3" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_model_that_cannot_be_loaded_is_one_line_not_a_traceback(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text(
+        'date 2021-10 X : Q ?\n\nA : "Une réponse assez longue pour être citée."\n',
+        encoding="utf-8")
+    (tmp_path / "empty-model").mkdir()
+    for args, message in ((["--model", "no-such/model"], "HF_HUB_OFFLINE is set"),
+                          (["--model", str(tmp_path / "empty-model"), "--backend", "torch"],
+                           "cannot load the model")):
+        out = rag("build", *args, cwd=tmp_path)
+        assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+        errors = [line for line in out.stderr.splitlines() if line.startswith("rag: error:")]
+        assert len(errors) == 1 and message in errors[0], out.stderr
+        assert not (tmp_path / "index").exists()
+
+
+def test_load_embedder_names_the_model_it_cannot_load():
+    from rag import ModelError, load_embedder
+
+    with pytest.raises(ModelError, match="cannot load the model 'no-such/model'"):
+        load_embedder("no-such/model")
