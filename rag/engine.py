@@ -38,6 +38,8 @@ def load_engine(index_dir: str | Path = "index", *, root: str | Path | None = No
     index_dir = Path(index_dir)
     settings = settings or IndexSettings()
     root = Path(root) if root is not None else index_dir.resolve().parent
+    if isinstance(sources, str | Path):  # one transcript, not the letters of its name
+        sources = [sources]
     paths = [Path(s) if Path(s).is_absolute() else root / s for s in sources] \
         if sources is not None else None
     embedders: dict[str, Embedder] = {}
@@ -55,14 +57,16 @@ def load_engine(index_dir: str | Path = "index", *, root: str | Path | None = No
 
 
 def build(index_dir: str | Path = "index", *, root: str | Path | None = None,
-          sources: list[str | Path] | None = None, settings: IndexSettings | None = None,
-          embedders: dict[str, Embedder] | None = None,
+          sources: list[str | Path] | str | Path | None = None,
+          settings: IndexSettings | None = None, embedders: dict[str, Embedder] | None = None,
           progress: Callable[[str, int], Callable[[int], None]] | None = None,
           cache_dir: str | Path | None = None) -> Index:
     """Build the index from the transcripts (default: ROOT/data/*.txt)."""
     index_dir = Path(index_dir)
     settings = settings or IndexSettings()
     root = Path(root) if root is not None else index_dir.resolve().parent
+    if isinstance(sources, str | Path):  # one transcript, not the letters of its name
+        sources = [sources]
     paths = [Path(s) if Path(s).is_absolute() else root / s for s in sources] \
         if sources is not None else default_sources(root)
     if not paths:

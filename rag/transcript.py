@@ -69,9 +69,12 @@ def parse_transcript(raw: bytes | str, *, source: str = "<transcript>",
             line = raw[: exc.start].count(b"\n") + 1
             raise TranscriptFormatError(
                 f"not UTF-8 text (byte {exc.start})", line, source) from None
-    else:
+    elif isinstance(raw, str):
         text = raw
         digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    else:
+        raise TranscriptFormatError(f"a transcript is text or bytes, not {type(raw).__name__}",
+                                    source=source)
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise TranscriptFormatError("contains a NUL character", line, source)

@@ -238,3 +238,14 @@ def test_graph_searches_run_beside_the_lexical_pass():
         assert ids.tolist() == index.search(q[None, :], 10)[1][0].tolist()
     with pytest.raises(ZeroDivisionError):  # a failing pass is not lost behind the searches
         nearest(searches, 10, lambda: 1 / 0)
+
+
+def test_one_transcript_named_alone_is_that_transcript(tmp_path, embedders):
+    """`build(sources="data/x.txt")` indexes that file, not one file per letter of its name."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.txt").write_text(
+        'date 2021-10 X : Q ?\n\nA : "Une réponse assez longue pour être citée ici."\n',
+        encoding="utf-8")
+    index = build(tmp_path / "index", root=tmp_path, sources="data/x.txt",
+                  embedders=dict(embedders))
+    assert [s["path"] for s in index.manifest["sources"]] == ["data/x.txt"]

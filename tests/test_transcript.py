@@ -86,3 +86,9 @@ def test_small_valid_transcript():
     t = parse_transcript(GOOD.encode())
     assert [turn.speaker for turn in t.turns] == ["A. B", "A. B"]
     assert [t.text[turn.start:turn.end] for turn in t.turns] == ["Réponse.", "Autre réponse"]
+
+
+@pytest.mark.parametrize("raw", [None, 3, ["a list"]])
+def test_a_transcript_that_is_not_text_is_a_format_error(raw):
+    with pytest.raises(TranscriptFormatError, match="text or bytes"):
+        parse_transcript(raw)
