@@ -434,6 +434,9 @@ def _add_errors(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request refused"
+        if exc.status_code == 400 and message == "There was an error parsing the body":
+            # FastAPI's words when the body is not UTF-8 or nests too deep to decode
+            message = "the body is not valid JSON in UTF-8"
         return JSONResponse({"error": message}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 

@@ -161,7 +161,8 @@ def test_bad_input_is_a_4xx_with_an_error(server, body, status):
     assert_clean_error(r)
 
 
-@pytest.mark.parametrize("raw", [b"{bad", b"", b"\xff\xfe", b'{"question": "a"'])
+@pytest.mark.parametrize("raw", [b"{bad", b"", b"\xff\xfe", b'{"question": "a"',
+                                 b'{"question": "\xe9t\xe9"}', b"[" * 5000 + b"]" * 5000])
 def test_malformed_json_is_400(server, raw):
     r = httpx.post(f"{server}/api/ask", content=raw,
                    headers={"content-type": "application/json"})
@@ -169,6 +170,7 @@ def test_malformed_json_is_400(server, raw):
     assert_clean_error(r)
     if raw:
         assert r.status_code == 400
+        assert r.json()["error"].startswith("the body is not valid JSON")
 
 
 def test_huge_bodies_are_413(server):
