@@ -110,14 +110,21 @@ class Request:
             object.__setattr__(self, "sources", tuple(self.sources))
 
 
-def ask_many(engine: Engine, requests: list[Request]) -> list[Answer | QuestionError]:
+def ask_many(engine: Engine, requests: Iterable[Request | str]) -> list[Answer | QuestionError]:
     """Answer several questions at once, embedding them in one batch per model.
 
-    Gives what `ask` would for each, in order; a question `ask` would refuse gets its
-    QuestionError in its place, without failing the others.
+    Each request is a Request, or a question's text alone (`ask`'s defaults). Gives what `ask`
+    would for each, in order; a question `ask` would refuse gets its QuestionError in its
+    place, without failing the others.
     """
+    if isinstance(requests, str):
+        raise QuestionError("ask_many takes a list of questions; use ask for one")
+    requests = [Request(r) if isinstance(r, str) else r for r in requests]
     prepared: list[tuple[str, str] | QuestionError] = []
     for r in requests:
+        if not isinstance(r, Request):
+            prepared.append(QuestionError("each request is a Request or a question's text"))
+            continue
         try:
             item = _prepare(r.question, r.k, r.previous)
             select_sources(engine, r.sources)

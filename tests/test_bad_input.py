@@ -74,3 +74,17 @@ def test_search_many_takes_a_list_not_one_string(engine):
     assert [[h.passage.id for h in hits] for hits in many] == \
         [[h.passage.id for h in search(engine, q, k=3)] for q in ("Sahel ?", "Le Drian ?")]
     assert len(search(engine, "Sahel ?", k=10**9)) == len(engine.index.corpus.passages)
+
+
+def test_ask_many_takes_questions_as_text_and_refuses_the_odd_one_in_place(engine):
+    """A list of strings is the natural call; a lone string or a None among them is refused
+    clearly, the None in its place without failing the others."""
+    from rag import Request, ask_many
+
+    answers = ask_many(engine, ["Que dit Blinken du Sahel ?", None,
+                                Request("Qui est Jean-Yves Le Drian ?", k=1)])
+    assert answers[0] == ask(engine, "Que dit Blinken du Sahel ?")
+    assert isinstance(answers[1], QuestionError) and "Request" in str(answers[1])
+    assert answers[2] == ask(engine, "Qui est Jean-Yves Le Drian ?", k=1)
+    with pytest.raises(QuestionError, match="list of questions"):
+        ask_many(engine, "Sahel")
