@@ -61,7 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--rebuild", action="store_true",
                      help="rebuild the index first if it is missing or stale")
 
-    ev = sub.add_parser("eval", parents=[common], help="score the engine on a gold set")
+    ev = sub.add_parser(
+        "eval", parents=[common], help="score the engine on a gold set",
+        description="Score the engine on a gold set: one JSON object per line, "
+                    '{"id", "lang", "question", "abstain": false, "turn": N, "evidence": '
+                    '["exact substring", ...]} for a question the transcripts answer (answer '
+                    'N, from 1), {"id", "lang", "question", "abstain": true} for one they do '
+                    'not; optional "previous" (the question before a follow-up) and "source" '
+                    "(the transcript, when several are indexed). The file is checked before "
+                    "it is scored; each miss is listed with what it expected and got.")
     ev.add_argument("gold", help="gold JSONL file")
     ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
