@@ -41,6 +41,7 @@ from french_bm25 import OkapiBM25  # noqa: E402
 from rag.corpus import Corpus, Document, add_document  # noqa: E402
 from rag.embed import DEFAULT_MODEL, MULTILINGUAL_MODEL, load_embedder  # noqa: E402
 from rag.index import Index, embed_corpus  # noqa: E402
+from rag.lexical import K1  # noqa: E402
 from rag.retrieve import Engine, Weights, fuse, signal_matrix  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "piaf-v1.1.json"
@@ -103,7 +104,7 @@ def build_engine(corpus: Corpus, embedders: dict, weights: Weights,
     """An engine over an in-memory corpus; the on-disk index is never touched."""
     vectors = {name: embed_corpus(corpus, emb) for name, emb in embedders.items()}
     manifest = {"models": [{"name": name, "dim": emb.dim} for name, emb in embedders.items()]}
-    return Engine(Index(corpus, vectors, manifest), embedders, weights, k1 or 1.2)
+    return Engine(Index(corpus, vectors, manifest), embedders, weights, k1 or K1)
 
 
 def rank_of(scores: np.ndarray, target: int) -> float:

@@ -154,16 +154,15 @@ def _run(args) -> int:
     if args.command == "ask":
         return _ask(args, load_engine)
     if args.command == "eval":
-        from .evaluate import check_gold, evaluate, format_table, read_gold
+        from .evaluate import evaluate, format_table, read_gold
 
         gold = read_gold(args.gold)
         engine = load_engine(args.index, root=Path.cwd(), settings=_settings(args),
                              cache_dir=args.cache_dir)
-        try:
-            check_gold(engine, gold)
+        try:  # evaluate checks the gold set against the index before scoring anything
+            report = evaluate(engine, gold)
         except InputFileError as exc:
             raise InputFileError(str(exc), source=args.gold) from None
-        report = evaluate(engine, gold)
         print(json.dumps(report, ensure_ascii=False, indent=2) if args.json
               else format_table(report))
         return 0

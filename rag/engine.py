@@ -8,6 +8,7 @@ from pathlib import Path
 from .embed import Embedder
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, RagError
 from .index import Index, IndexSettings, build_index, load_index
+from .lexical import K1
 from .retrieve import Engine, Weights, open_engine
 
 
@@ -19,7 +20,7 @@ def default_sources(root: Path) -> list[Path]:
 def load_engine(index_dir: str | Path = "index", *, root: str | Path | None = None,
                 sources: list[str | Path] | None = None,
                 settings: IndexSettings | None = None, weights: Weights | None = None,
-                k1: float = 1.2, rebuild: bool = False,
+                k1: float = K1, rebuild: bool = False,
                 progress: Callable[[str, int], Callable[[int], None]] | None = None,
                 on_rebuild: Callable[[str], None] | None = None,
                 cache_dir: str | Path | None = None) -> Engine:

@@ -9,13 +9,11 @@ class QuestionError(RagError, ValueError):
     """The question is empty, too long or otherwise unusable."""
 
 
-class TranscriptFormatError(RagError):
-    """The transcript does not follow the expected format; the message names the line."""
+class _FileError(RagError):
+    """An error in a file, its message led by where: "file:line", "file" or "line N"."""
 
     def __init__(self, message: str, line: int | None = None, source: str | None = None):
-        where = ""
-        if source:
-            where += f"{source}"
+        where = source or ""
         if line is not None:
             where += f"{':' if where else 'line '}{line}"
         super().__init__(f"{where}: {message}" if where else message)
@@ -23,15 +21,13 @@ class TranscriptFormatError(RagError):
         self.source = source
 
 
-class InputFileError(RagError):
+class TranscriptFormatError(_FileError):
+    """The transcript does not follow the expected format; the message names the line."""
+
+
+class InputFileError(_FileError):
     """A file named on the command line (a gold set, a batch of questions) cannot be read or
     is malformed; the message names the file and, when it can, the line."""
-
-    def __init__(self, message: str, line: int | None = None, source: str | None = None):
-        where = f"{source}:{line}" if source and line is not None else source or ""
-        super().__init__(f"{where}: {message}" if where else message)
-        self.line = line
-        self.source = source
 
 
 class ModelError(RagError):

@@ -21,6 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
+K1 = 1.2  # BM25's term-frequency saturation, unless an engine is given another
 WORD = re.compile(r"\w+", re.UNICODE)
 ELISION = re.compile(r"\b(?:[ldjmnstc]|qu|jusqu|lorsqu|puisqu|quoiqu)['’]", re.IGNORECASE)
 
@@ -105,7 +106,7 @@ class BM25:
     """
 
     documents: list[str]
-    k1: float = 1.2
+    k1: float = K1
     b: float = 0.75
     analyzer: Callable[[str], list[str]] = field(default=tokenize, repr=False)  # text -> terms
     _postings: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
@@ -193,7 +194,7 @@ class GramBM25:
     """
 
     documents: list[str]
-    k1: float = 1.2
+    k1: float = K1
     b: float = 0.75
 
     def __post_init__(self):

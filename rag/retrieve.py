@@ -34,7 +34,7 @@ from .embed import DEFAULT_BACKEND, MULTILINGUAL_MODEL, Embedder, load_embedder
 from .errors import QuestionError
 from .index import FLAT_LIMIT, Index
 from .language import language
-from .lexical import BM25, GramBM25, char_grams, names, tokenize
+from .lexical import BM25, K1, GramBM25, char_grams, names, tokenize
 from .overlap import SIGNALS as OVERLAP
 from .overlap import overlap, query_terms, spelling
 from .threads import named_pool
@@ -119,7 +119,7 @@ class Engine:
     index: Index
     embedders: dict[str, Embedder]
     weights: Weights = Weights()
-    k1: float = 1.2  # BM25's saturation in the lexical tables: sentences of dense prose want less
+    k1: float = K1  # BM25's saturation in the lexical tables: sentences of dense prose want less
     _bm25: dict[str, BM25] = field(default_factory=dict, repr=False)
     _grams: GramBM25 | None = field(default=None, repr=False)
     _titled: BM25 | None = field(default=None, repr=False)
@@ -270,7 +270,7 @@ def closest_clause(clauses: np.ndarray, rows: np.ndarray, ids: np.ndarray, query
     return best
 
 
-def open_engine(index: Index, *, weights: Weights = Weights(), k1: float = 1.2,
+def open_engine(index: Index, *, weights: Weights = Weights(), k1: float = K1,
                 embedders: dict[str, Embedder] | None = None,
                 cache_dir: Path | None = None) -> Engine:
     """An engine over a loaded index, loading each of its models once, as it was built."""

@@ -591,42 +591,35 @@ def serve(*, index_dir: str | Path = "index", root: str | Path | None = None,
     `request_timeout`: seconds a client has to send a whole request (head and body) once it
     connects or once its last answer is sent, before the connection is closed.
     """
-    # The port first: one in use fails at once, not after the models have loaded.
-    sock = listening_socket(host, port)
-    with sock:
-        _serve(sock, index_dir=index_dir, root=root, settings=settings, host=host,
-               port=sock.getsockname()[1], root_path=root_path, cors_origins=cors_origins,
-               cache_dir=cache_dir, request_timeout=request_timeout)
-
-
-def _serve(sock: socket.socket, *, index_dir, root, settings, host: str, port: int,
-           root_path: str, cors_origins, cache_dir, request_timeout: float) -> None:
     import uvicorn
 
     from .engine import load_engine
 
-    # Importing Gradio is most of the start; it runs while the engine loads.
-    preload = threading.Thread(target=_preload_ui, name="rag-preload", daemon=True)
-    preload.start()
-    engine = load_engine(index_dir, root=root, settings=settings, rebuild=True,
-                         cache_dir=cache_dir,
-                         on_rebuild=lambda why: print(f"rag: rebuilding the index: {why}",
-                                                      file=sys.stderr, flush=True))
-    preload.join()
-    # Answering multiplies small matrices; OpenBLAS's second thread would only spin beside the
-    # model runs, an eighth of a core under load (bench/load.py, "other"), so BLAS keeps one.
-    # The multilingual encoder still takes two for a long batch, as it sets its own limit.
-    from threadpoolctl import threadpool_limits
+    # The port first: one in use fails at once, not after the models have loaded.
+    with listening_socket(host, port) as sock:
+        port = sock.getsockname()[1]
+        # Importing Gradio is most of the start; it runs while the engine loads.
+        preload = threading.Thread(target=_preload_ui, name="rag-preload", daemon=True)
+        preload.start()
+        engine = load_engine(index_dir, root=root, settings=settings, rebuild=True,
+                             cache_dir=cache_dir,
+                             on_rebuild=lambda why: print(f"rag: rebuilding the index: {why}",
+                                                          file=sys.stderr, flush=True))
+        preload.join()
+        # Answering multiplies small matrices; OpenBLAS's second thread would only spin beside
+        # the model runs, an eighth of a core under load (bench/load.py, "other"), so BLAS keeps
+        # one. The multilingual encoder still takes two for a long batch (its own limit).
+        from threadpoolctl import threadpool_limits
 
-    threadpool_limits(limits=1, user_api="blas")
-    app = create_app(engine, root_path=root_path, cors_origins=list(cors_origins))
-    print(f"rag: serving on http://{host}:{port}{root_path}/", file=sys.stderr, flush=True)
-    # h11 refuses a request whose headers pass 16 KiB; uvicorn's httptools parser (picked by
-    # default when installed) buffers headers of any size, so a client could fill memory.
-    config = uvicorn.Config(app, host=host, port=port, root_path=root_path,
-                            log_level="warning", proxy_headers=True,
-                            http=h11_with_deadline(request_timeout))
-    uvicorn.Server(config).run(sockets=[sock])
+        threadpool_limits(limits=1, user_api="blas")
+        app = create_app(engine, root_path=root_path, cors_origins=list(cors_origins))
+        print(f"rag: serving on http://{host}:{port}{root_path}/", file=sys.stderr, flush=True)
+        # h11 refuses a request whose headers pass 16 KiB; uvicorn's httptools parser (picked
+        # by default when installed) buffers headers of any size: a client could fill memory.
+        config = uvicorn.Config(app, host=host, port=port, root_path=root_path,
+                                log_level="warning", proxy_headers=True,
+                                http=h11_with_deadline(request_timeout))
+        uvicorn.Server(config).run(sockets=[sock])
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -636,7 +629,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    except (socket.gaierror, UnicodeError, OverflowError) as exc:
+    except (socket.gaierror, UnicodeError) as exc:
         raise RagError(f"cannot listen on {host}:{port}: {_reason(exc)}") from None
     sock = socket.socket(family, kind, proto)
     try:
