@@ -86,6 +86,16 @@ def test_stages_times_each_encoder_ranking_and_the_whole(tmp_path):
     assert all(f["cpu_ms"] > 0 and f["wall_ms"] > 0 for f in out["stages"].values())
 
 
+def test_gcpause_times_full_passes_before_and_after_the_heap_is_settled(tmp_path):
+    """The loaded server is what a full pass walks; settled, it walks what came after."""
+    out = run_bench("gcpause.py", ["--smoke"], tmp_path)
+    assert out["repeat"] == 2
+    assert out["baseline"]["tracked"] > 50_000
+    assert out["settled"]["frozen"] >= out["baseline"]["tracked"] // 2
+    assert out["settled"]["tracked"] < out["baseline"]["tracked"] // 10
+    assert out["baseline"]["median_ms"] > 0
+
+
 def test_coldstart_times_ask_serve_and_baselines(tmp_path):
     out = run_bench("coldstart.py", ["--smoke"], tmp_path)
     for key in ("ask", "baseline", "python", "serve"):
