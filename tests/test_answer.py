@@ -106,6 +106,26 @@ def test_follow_up_uses_the_previous_question(engine):
     assert not answer.abstained and "Sahel" in answer.citations[0].text
 
 
+@pytest.mark.parametrize("question", [
+    "Que dit Blinken du Sahel ?", "Que pense Blinken de Macron ?",
+    "On the Sahel, what will the US do?", "In your view, did France feel betrayed?"])
+def test_a_question_that_names_its_subject_is_searched_alone(engine, question):
+    """Short or opening with "on"/"in", but asking about what it names: a previous question
+    on another subject must not change what is searched, nor the answer."""
+    previous = "What does Blinken think about tariffs on cheese?"
+    alone, after = ask(engine, question), ask(engine, question, previous=previous)
+    assert after.searched == question
+    assert [c.start for c in after.citations] == [c.start for c in alone.citations]
+
+
+@pytest.mark.parametrize("question", ["et au Sahel ?", "Sur le Sahel ?", "Combien de troupes ?",
+                                      "How does he describe him?", "What about China?"])
+def test_elliptic_questions_are_follow_ups(question):
+    from rag.followup import is_follow_up
+
+    assert is_follow_up(question)
+
+
 def test_reference_for_researchers(engine):
     c = ask(engine, "Sahel").citations[0]
     assert c.reference() == (f"Antony Blinken, interview with France 2, 2021-10, "
