@@ -17,7 +17,8 @@ from .errors import TranscriptFormatError
 _META = re.compile(r"^\s*date\s+(?P<date>\S+)\s+(?P<outlet>.+?)\s+:\s+(?P<question>\S.*?)\s*$")
 _SPEAKER = re.compile(r"^\s*(?P<speaker>[^\s\"«“:][^\"«“:]{0,80}?)\s*:\s*(?=[\"«“])")
 _OPEN = '"«“'
-_CLOSE = {'"': '"', "«": "»", "“": "”"}
+# A straight quote is often typed for a curly one, or the other way: either closes the other.
+_CLOSE = {'"': ('"', "”"), "«": ("»",), "“": ("”", '"')}
 _TRAILER = re.compile(r"[\s.,;!?…]*$")
 
 

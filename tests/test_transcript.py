@@ -88,6 +88,17 @@ def test_small_valid_transcript():
     assert [t.text[turn.start:turn.end] for turn in t.turns] == ["Réponse.", "Autre réponse"]
 
 
+@pytest.mark.parametrize("opening, closing", [('"', "”"), ("“", '"'), ('"', '"'), ("«", "»")])
+def test_a_straight_and_a_curly_quote_close_each_other(opening, closing):
+    """An answer opened with one kind of double quote and closed with the other ends there:
+    it does not run on and take the next question as the interviewee's words."""
+    text = (f"date 2021-10 France 2 : Question ?\n\n{opening}Réponse un.{closing}\n\n"
+            'Deuxième question ?\n\n"Réponse deux."\n')
+    t = parse_transcript(text)
+    assert [t.text[turn.start:turn.end] for turn in t.turns] == ["Réponse un.", "Réponse deux."]
+    assert t.turns[1].question == "Deuxième question ?"
+
+
 @pytest.mark.parametrize("raw", [None, 3, ["a list"]])
 def test_a_transcript_that_is_not_text_is_a_format_error(raw):
     with pytest.raises(TranscriptFormatError, match="text or bytes"):
