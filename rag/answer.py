@@ -17,7 +17,14 @@ from .retrieve import Engine, Hit, search, search_many, select_sources
 MAX_QUESTION_CHARS = 1000
 MAX_K = 20
 RELATIVE_CUT = 0.08  # a further quote must score within this of the best one
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2028\u2029]")
+# Unicode's default-ignorable code points (soft hyphen, joiners, direction marks, variation
+# selectors, tags...) and the interlinear annotation marks: nothing a reader sees. They are
+# dropped, so that "inter\u00adview" still reads "interview", and alone they make no question.
+INVISIBLE = ("\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+             "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+             "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff")
+_INVISIBLE = re.compile(f"[{INVISIBLE}]")
 _MARKUP = re.compile(r"<[^<>]{0,500}>|!?\[([^\]]{0,500})\]\([^()]{0,500}\)")
 
 
@@ -67,18 +74,26 @@ class Answer:
         }
 
 
-def clean_question(question: object) -> str:
-    """The question as searched: NFC, control characters out; or a QuestionError."""
+def clean_question(question: object, *, name: str = "question") -> str:
+    """The question as searched: NFC, control and invisible characters out; or a
+    QuestionError (`name` says which text it is about)."""
     if not isinstance(question, str):
-        raise QuestionError("the question must be text")
-    question = question.encode("utf-8", "replace").decode("utf-8")
-    question = _CONTROL.sub(" ", unicodedata.normalize("NFC", question)).strip()
+        raise QuestionError(f"the {name} must be text")
+    question = cleaned(question)
     if not question:
-        raise QuestionError("the question is empty")
+        raise QuestionError(f"the {name} is empty")
     if len(question) > MAX_QUESTION_CHARS:
-        raise QuestionError(f"the question is too long ({len(question)} characters; "
+        raise QuestionError(f"the {name} is too long ({len(question)} characters; "
                             f"the limit is {MAX_QUESTION_CHARS})")
     return question
+
+
+def cleaned(text: str) -> str:
+    """`text` as a question is read: lone surrogates as "?", NFC, control characters as
+    spaces, invisible ones dropped, trimmed. Its length is what the limit counts."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    text = _CONTROL.sub(" ", unicodedata.normalize("NFC", text))
+    return _INVISIBLE.sub("", text).strip()
 
 
 def ask(engine: Engine, question: str, *, k: int = 3, previous: str | None = None,
@@ -106,8 +121,11 @@ class Request:
     sources: Iterable[str] | None = None
 
     def __post_init__(self):  # read more than once: a generator would be empty the second time
-        if self.sources is not None and not isinstance(self.sources, str):
-            object.__setattr__(self, "sources", tuple(self.sources))
+        if self.sources is not None and not isinstance(self.sources, str | bytes):
+            try:
+                object.__setattr__(self, "sources", tuple(self.sources))
+            except TypeError:
+                pass  # not a list: refused as the question's error when it is answered
 
 
 def ask_many(engine: Engine, requests: Iterable[Request | str]) -> list[Answer | QuestionError]:
@@ -148,10 +166,11 @@ def _prepare(question: object, k: object, previous: object) -> tuple[str, str]:
         raise QuestionError(f"k must be a whole number from 1 to {MAX_K}")
     question = clean_question(question)
     if previous is not None:
-        try:
-            previous = clean_question(previous)
-        except QuestionError:
-            previous = None
+        if not isinstance(previous, str):
+            raise QuestionError("the previous question must be text")
+        # A blank previous question is no context; one too long is refused, as a question is.
+        previous = clean_question(previous, name="previous question") \
+            if cleaned(previous) else None
     return question, contextualise(_plain(question), _plain(previous) if previous else None)
 
 

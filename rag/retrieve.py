@@ -182,7 +182,11 @@ def select_sources(engine: Engine, sources: Iterable[str] | None) -> Selection |
     typo does not pass for "the interview does not say"."""
     if sources is None:
         return None
+    if isinstance(sources, bytes) or not isinstance(sources, str | Iterable):
+        raise QuestionError("sources must be a list of transcript names")
     sources = [sources] if isinstance(sources, str) else list(sources)
+    if not all(isinstance(s, str) for s in sources):
+        raise QuestionError("sources must be a list of transcript names, as text")
     wanted = set(sources)
     if not wanted:
         raise QuestionError("no transcript selected: leave `sources` out to search them all")
@@ -499,16 +503,19 @@ def search(engine: Engine, query: str, *, k: int = 5,
     `qvecs`: the query's vectors when already computed (see `search_many`).
     `sources`: only these transcripts, by the `source` their citations give (default all).
     """
-    _check_request(query, k)
+    query = _check_request(query, k)
     return _ranked(engine, query, k, qvecs, select_sources(engine, sources))
 
 
-def _check_request(query: object, k: object) -> None:
-    """A QuestionError for what would otherwise fail deep inside, or quietly slice wrong."""
+def _check_request(query: object, k: object) -> str:
+    """The query as the encoders can take it (a lone surrogate, which JSON escapes allow,
+    as "?"), or a QuestionError for what would otherwise fail deep inside, or quietly slice
+    wrong."""
     if not isinstance(query, str):
         raise QuestionError("the query must be text")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise QuestionError("k must be a whole number from 1")
+    return query.encode("utf-8", "replace").decode("utf-8")
 
 
 def search_many(engine: Engine, queries: list[str], *, k: int = 5,
@@ -519,9 +526,7 @@ def search_many(engine: Engine, queries: list[str], *, k: int = 5,
     """
     if isinstance(queries, str):
         raise QuestionError("search_many takes a list of queries; use search for one")
-    queries = list(queries)
-    for query in queries:
-        _check_request(query, k)
+    queries = [_check_request(query, k) for query in queries]
     masks = [select_sources(engine, s) for s in sources] if sources is not None else \
         [None] * len(queries)  # an unknown transcript fails before any work
     if not engine.index.corpus.passages:

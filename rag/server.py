@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -32,9 +33,10 @@ from pydantic import (
     StrictStr,
     create_model,
 )
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .answer import MAX_K, MAX_QUESTION_CHARS, Answer, ask, ask_many
+from .answer import INVISIBLE, MAX_K, MAX_QUESTION_CHARS, Answer, ask, ask_many, cleaned
 from .answer import Request as Asked
 from .errors import QuestionError, RagError
 from .threads import named_pool
@@ -45,12 +47,13 @@ if TYPE_CHECKING:
     from .retrieve import Engine
 
 MAX_BODY = 64 * 1024
+MAX_HEAD = 16 * 1024  # request headers, as h11 limits them while they arrive
 MAX_UI_BODY = 1024 * 1024  # the UI sends its chat history back with every question
 CONCURRENCY = 8
 MAX_BATCH = 32  # questions answered in one go by the worker
 # What `clean_question` keeps a question for, as the schema tells clients (it is checked there,
 # with a clearer message than a pattern mismatch).
-VISIBLE = r"[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]"
+VISIBLE = rf"[^\s\x00-\x1f\x7f-\x9f{INVISIBLE}]"
 REQUEST_TIMEOUT = 30.0  # seconds to send a whole request: a 1 MiB UI body on a slow link
 
 
@@ -69,7 +72,18 @@ def _whole(value: object) -> object:
     return value
 
 
+def _within_limit(value: str) -> str:
+    """The limit counts characters as the library does, after NFC and without invisible
+    ones, so a question typed decomposed (as some systems paste it) is not refused here and
+    taken there."""
+    if len(cleaned(value)) > MAX_QUESTION_CHARS:
+        raise PydanticCustomError("string_too_long", "too long", {"max_length": MAX_QUESTION_CHARS})
+    return value
+
+
 Text = Annotated[StrictStr, BeforeValidator(_mend)]
+# The body limit (MAX_BODY) bounds the raw text; the schema states the limit the library counts.
+Question = Annotated[Text, AfterValidator(_within_limit)]
 Count = Annotated[StrictInt, BeforeValidator(_whole)]
 
 
@@ -77,14 +91,16 @@ class AskRequest(BaseModel):
     """A question for `POST /api/ask`."""
 
     model_config = ConfigDict(extra="ignore")
-    question: Text = Field(min_length=1, max_length=MAX_QUESTION_CHARS,
-                           examples=["Que dit Blinken du Sahel ?"],
-                           description="at least one visible character: spaces, control and "
-                                       "zero-width characters alone make an empty question",
-                           json_schema_extra={"pattern": VISIBLE})
+    question: Question = Field(min_length=1, examples=["Que dit Blinken du Sahel ?"],
+                               description="at least one visible character: spaces, control "
+                                           "and zero-width characters alone make an empty "
+                                           "question; at most "
+                                           f"{MAX_QUESTION_CHARS} once composed (NFC)",
+                               json_schema_extra={"pattern": VISIBLE,
+                                                  "maxLength": MAX_QUESTION_CHARS})
     k: Count = Field(3, ge=1, le=MAX_K, description="the most citations to give")
-    previous: Text | None = Field(
-        None, max_length=MAX_QUESTION_CHARS,
+    previous: Question | None = Field(
+        None, json_schema_extra={"maxLength": MAX_QUESTION_CHARS},
         description="the conversation's previous question, for an elliptic follow-up")
 
 
@@ -107,8 +123,8 @@ def batch_request(asked: type[AskRequest]) -> type[BaseModel]:
     gets its own error in its place, so its schema has no `pattern`."""
     item = create_model(
         "BatchQuestion", __base__=asked, __doc__="One question of a batch, as `/api/ask` takes it.",
-        question=(Text, Field(min_length=1, max_length=MAX_QUESTION_CHARS,
-                              description="a question; one with no visible character (spaces, "
+        question=(Question, Field(min_length=1, json_schema_extra={"maxLength": MAX_QUESTION_CHARS},
+                                  description="a question; one with no visible character (spaces, "
                                           "control and zero-width characters alone) gets "
                                           "its own error in its place among the answers")))
     return create_model(
@@ -298,7 +314,9 @@ def create_app(engine: Engine, *, transcripts: Mapping[str, Transcript] | None =
     origins = [o.rstrip("/") for o in cors_origins]
     transcripts = dict(transcripts) if transcripts is not None else transcripts_of(engine)
     answer = LockedAsk(engine)
-    app = FastAPI(title="Interview answers", version="1",
+    # No /docs or /redoc: FastAPI's pages load their scripts and fonts from other hosts, which
+    # the app's pages never do. The schema is at /openapi.json.
+    app = FastAPI(title="Interview answers", version="1", docs_url=None, redoc_url=None,
                   description="Cited, verbatim answers from interview transcripts.")
     _add_errors(app)
     _add_routes(app, engine, answer, transcripts)
@@ -388,9 +406,10 @@ def _add_routes(app: FastAPI, engine: Engine, answer: LockedAsk,
             allowed.setdefault(route.path, set()).update(route.methods)
     # An ASGI app rather than a function, so that the route takes every method: the UI's
     # routes, mounted at `/`, would otherwise answer the others.
-    app.add_route("/api/{rest:path}", ApiFallback({path: ", ".join(sorted(methods))
-                                                   for path, methods in allowed.items()}),
-                  include_in_schema=False)
+    fallback = ApiFallback({path: ", ".join(sorted(methods))
+                            for path, methods in allowed.items()})
+    app.add_route("/api/{rest:path}", fallback, include_in_schema=False)
+    app.add_route("/api", fallback, include_in_schema=False)
 
 
 @dataclass(frozen=True)
@@ -400,7 +419,7 @@ class ApiFallback:
     allowed: Mapping[str, str]
 
     async def __call__(self, scope, receive, send) -> None:
-        methods = self.allowed.get("/api/" + scope["path_params"]["rest"])
+        methods = self.allowed.get("/api/" + scope.get("path_params", {}).get("rest", "-"))
         if methods:
             response = JSONResponse({"error": "method not allowed"}, status_code=405,
                                     headers={"Allow": methods})
@@ -429,6 +448,11 @@ def _add_errors(app: FastAPI) -> None:
         problems = exc.errors()
         if any(p.get("type") == "json_invalid" for p in problems):
             return JSONResponse({"error": "the body is not valid JSON"}, status_code=400)
+        about_body = any(tuple(p.get("loc", ()))[:1] == ("body",) for p in problems)
+        if about_body and not _is_json(request.headers.get("content-type", "")):
+            # FastAPI reads no other body as JSON: say so, not that the object is malformed.
+            return JSONResponse({"error": "send the body as JSON, with the header "
+                                          "Content-Type: application/json"}, status_code=415)
         return JSONResponse({"error": "; ".join(_describe(p) for p in problems[:5])},
                             status_code=422)
 
@@ -436,8 +460,10 @@ def _add_errors(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "request refused"
         if exc.status_code == 400 and message == "There was an error parsing the body":
-            # FastAPI's words when the body is not UTF-8 or nests too deep to decode
-            message = "the body is not valid JSON in UTF-8"
+            # FastAPI's words when the body is not UTF-8, nests too deep to decode, or holds
+            # a number too long for Python to read
+            message = ("the body is not valid JSON in UTF-8, or it nests too deep or holds a "
+                       "number of over 4,300 digits")
         return JSONResponse({"error": message}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
@@ -445,6 +471,11 @@ def _add_errors(app: FastAPI) -> None:
     async def crashed(request: Request, exc: Exception) -> JSONResponse:
         print(f"rag: internal error on {request.url.path}: {type(exc).__name__}", file=sys.stderr)
         return JSONResponse({"error": "internal error"}, status_code=500)
+
+
+def _is_json(content_type: str) -> bool:
+    kind = content_type.split(";")[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json")
 
 
 def _describe(problem: dict) -> str:
@@ -469,14 +500,18 @@ def _describe(problem: dict) -> str:
     if kind == "too_short":
         hint = ": leave it out to search every transcript" if where.endswith("sources") else ""
         return f"{where} is empty{hint}"
-    if kind == "too_long":
+    if kind == "too_long" and where == "questions":
         return f"{where} holds too many questions (the limit is {MAX_BATCH})"
+    if kind == "too_long":
+        return f"{where} is too long (the limit is {MAX_QUESTION_CHARS} characters)"
     return f"{where} is invalid"
 
 
 class BodyLimit:
     """Refuse request bodies over the limit with 413, whether or not they announce a length:
-    `api_limit` bytes under /api/, `limit` bytes elsewhere (the UI's own routes)."""
+    `api_limit` bytes under /api/, `limit` bytes elsewhere (the UI's own routes); and headers
+    over MAX_HEAD with 431 (h11 refuses them only while they are still arriving, not when a
+    whole request head comes in one read)."""
 
     def __init__(self, app, *, api_limit: int, limit: int):
         self.app = app
@@ -486,6 +521,9 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        if sum(len(k) + len(v) + 4 for k, v in scope.get("headers") or []) > MAX_HEAD:
+            return await _refuse(send, 431, f"the request headers are over "
+                                            f"{MAX_HEAD // 1024} KiB")
         limit = self.api_limit if _is_api(scope) else self.limit
         headers = dict(scope.get("headers") or [])
         try:
@@ -525,9 +563,12 @@ def _is_api(scope) -> bool:
 
 
 async def _too_large(send, limit: int) -> None:
-    response = JSONResponse({"error": f"the body is over {limit // 1024} KiB"},
-                            status_code=413)
-    await send({"type": "http.response.start", "status": 413,
+    await _refuse(send, 413, f"the body is over {limit // 1024} KiB")
+
+
+async def _refuse(send, status: int, message: str) -> None:
+    response = JSONResponse({"error": message}, status_code=status)
+    await send({"type": "http.response.start", "status": status,
                 "headers": response.raw_headers})
     await send({"type": "http.response.body", "body": response.body})
 

@@ -31,11 +31,12 @@ def test_python_api(engine, case, question, expected):
 
 def test_cli_batch(project):
     """All cases through `rag ask --json --batch -`, one process, one line each, in order."""
-    # A batch file holds one question per line, so line breaks inside a case are spaces here.
+    # A batch file holds one question per line, so line breaks inside a case are spaces here;
+    # a file is UTF-8, so a lone surrogate is written as "?", as `ask` reads it.
     lines = [q.replace("\n", " ").replace("\r", " ") for _, q, _ in CASES]
     payload = "\n".join(lines) + "\n"
     out = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "--json", "--batch", "-"],
-                         cwd=project, input=payload.encode("utf-8", "surrogatepass"),
+                         cwd=project, input=payload.encode("utf-8", "replace"),
                          capture_output=True, timeout=600)
     assert out.returncode == 0, out.stderr.decode(errors="replace")
     assert b"Traceback" not in out.stderr
@@ -88,3 +89,51 @@ def test_ask_many_takes_questions_as_text_and_refuses_the_odd_one_in_place(engin
     assert answers[2] == ask(engine, "Qui est Jean-Yves Le Drian ?", k=1)
     with pytest.raises(QuestionError, match="list of questions"):
         ask_many(engine, "Sahel")
+
+
+def test_search_reads_a_lone_surrogate_as_ask_does(engine):
+    """JSON escapes allow a lone surrogate, which the encoders cannot take: `search` reads it
+    as "?", as `ask` does, instead of failing with a TypeError from the tokenizer."""
+    from rag import search, search_many
+
+    assert search(engine, "Sahel \ud800 ?", k=3)
+    assert [len(hits) for hits in search_many(engine, ["ok", "\udc80"], k=2)] == [2, 2]
+
+
+@pytest.mark.parametrize("sources", [5, [["data/x.txt"]], [{}], b"data", [None]])
+def test_malformed_sources_are_a_question_error_each_in_its_place(engine, sources):
+    from rag import Request, ask_many
+
+    with pytest.raises(QuestionError, match="sources must be"):
+        ask(engine, "Sahel ?", sources=sources)
+    bad, good = ask_many(engine, [Request("Sahel ?", sources=sources), Request("Macron ?")])
+    assert isinstance(bad, QuestionError) and "sources must be" in str(bad)
+    assert good == ask(engine, "Macron ?")
+
+
+@pytest.mark.parametrize("previous, message", [
+    (123, "previous question must be text"), (["a"], "previous question must be text"),
+    ("x" * 5000, "previous question is too long")])
+def test_a_previous_question_that_cannot_be_read_is_refused_not_dropped(engine, previous,
+                                                                        message):
+    """As the HTTP API refuses it: silently dropping it would answer another question."""
+    with pytest.raises(QuestionError, match=message):
+        ask(engine, "et au Sahel ?", previous=previous)
+
+
+@pytest.mark.parametrize("previous", ["", "   ", "\u200b\u2060"])
+def test_a_blank_previous_question_is_no_context(engine, previous):
+    assert ask(engine, "et au Sahel ?", previous=previous).searched == "et au Sahel ?"
+
+
+@pytest.mark.parametrize("question", ["\u2060", "\u00ad", "\u180e \ufe0f", "\U000e0041\u034f"])
+def test_invisible_characters_alone_are_an_empty_question(engine, question):
+    with pytest.raises(QuestionError, match="empty"):
+        ask(engine, question)
+
+
+def test_invisible_characters_inside_a_word_are_dropped():
+    from rag import clean_question
+
+    assert clean_question("Que dit Blinken du Sa\u00adhel\u2060 ?") == "Que dit Blinken du Sahel ?"
+    assert clean_question("e\u0301t\u00e9") == "\u00e9t\u00e9"

@@ -187,7 +187,8 @@ def test_json_is_read_only_when_declared(server, headers):
     """A valid question without a JSON Content-Type is refused: a cross-site form or a plain
     fetch (no CORS preflight) cannot make the server work."""
     r = post(server, encode({"question": "Que dit Blinken du Sahel ?"}), headers)
-    assert r.status_code == 422
+    assert r.status_code == 415
+    assert "Content-Type: application/json" in r.json()["error"]
     assert_clean_error(r)
 
 
@@ -210,6 +211,8 @@ def test_json_is_read_only_when_declared(server, headers):
     ("CONNECT", "/api/transcripts", 405),
     ("TRACE", "/api/x", 404),
     ("BREW", "/api/", 404),
+    ("GET", "/api", 404),
+    ("POST", "/api", 404),
 ])
 def test_wrong_method_or_api_path(server, method, path, status):
     """Any method, even one HTTP does not define, gets the API's JSON error, never the UI's."""
@@ -320,6 +323,30 @@ def test_endless_headers_are_refused(server):
     assert not reply.startswith(b"HTTP/1.1 2"), reply[:200]
     assert soak.rss_kib(server.pid) - before < 4_096
     assert_still_serving(server)
+
+
+@pytest.mark.parametrize("size, status", [(15_000, 200), (17_000, 431), (60_000, 431)])
+def test_headers_over_16_kib_are_refused_when_they_come_at_once(server, size, status):
+    """h11 bounds headers only while they are still arriving; a whole head in one read is
+    measured too."""
+    with connect(server) as s:
+        s.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
+                  + b"a" * size + b"\r\nConnection: close\r\n\r\n")
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    assert reply.startswith(f"HTTP/1.1 {status} ".encode()), reply[:100]
+    if status != 200:
+        assert b'"error":"the request headers are over 16 KiB"' in reply
+    assert_still_serving(server)
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_no_page_loads_from_other_hosts(server, path):
+    """FastAPI's API pages fetch their scripts and fonts from other hosts; the app has none."""
+    r = httpx.get(f"{server.url}{path}", timeout=30)
+    assert r.status_code == 404
+    assert "https://" not in r.text
 
 
 def test_stalled_requests_are_cut_off(project):

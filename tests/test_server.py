@@ -129,6 +129,22 @@ def test_a_malformed_batch_is_refused_whole(server, body, message):
     assert message in r.json()["error"]
 
 
+@pytest.mark.parametrize("field", ["question", "previous"])
+def test_the_length_limit_counts_as_the_library_does(server, field):
+    """A question typed decomposed ("e" + a combining accent, as some systems paste it) is
+    counted once composed, as `ask` and `rag ask` count it; over the limit, the message names
+    the field and the limit."""
+    decomposed = "e\u0301" * 600  # 1,200 code points, 600 characters composed
+    body = {"question": "Sahel ?", field: decomposed}
+    assert ask(server, body).status_code == 200
+    body[field] = "x" * 1001
+    r = ask(server, body)
+    assert r.status_code == 422
+    assert r.json()["error"] == f"{field} is too long (the limit is 1000 characters)"
+    r = httpx.post(f"{server}/api/batch", json={"questions": [body]}, timeout=60)
+    assert r.json()["error"] == f"questions.0.{field} is too long (the limit is 1000 characters)"
+
+
 def test_health(server):
     r = httpx.get(f"{server}/api/health")
     assert r.status_code == 200
@@ -141,6 +157,8 @@ def test_health(server):
 @pytest.mark.parametrize("body, status", [
     ({"question": ""}, 422),
     ({"question": "   \u200b  "}, 422),
+    ({"question": "\u2060"}, 422),
+    ({"question": "\u00ad\U000e0041\ufe0f \u180e"}, 422),
     ({}, 422),
     ({"question": 5}, 422),
     ({"question": ["Sahel"]}, 422),
