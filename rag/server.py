@@ -93,9 +93,10 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     question: Question = Field(min_length=1, examples=["Que dit Blinken du Sahel ?"],
                                description="at least one visible character: spaces, control "
-                                           "and zero-width characters alone make an empty "
-                                           "question; at most "
-                                           f"{MAX_QUESTION_CHARS} once composed (NFC)",
+                                           "and invisible characters alone make an empty "
+                                           f"question; at most {MAX_QUESTION_CHARS} "
+                                           "characters once composed (NFC), invisible ones "
+                                           "not counted",
                                json_schema_extra={"pattern": VISIBLE,
                                                   "maxLength": MAX_QUESTION_CHARS})
     k: Count = Field(3, ge=1, le=MAX_K, description="the most citations to give")
@@ -123,10 +124,11 @@ def batch_request(asked: type[AskRequest]) -> type[BaseModel]:
     gets its own error in its place, so its schema has no `pattern`."""
     item = create_model(
         "BatchQuestion", __base__=asked, __doc__="One question of a batch, as `/api/ask` takes it.",
-        question=(Question, Field(min_length=1, json_schema_extra={"maxLength": MAX_QUESTION_CHARS},
-                                  description="a question; one with no visible character (spaces, "
-                                          "control and zero-width characters alone) gets "
-                                          "its own error in its place among the answers")))
+        question=(Question, Field(
+            min_length=1, json_schema_extra={"maxLength": MAX_QUESTION_CHARS},
+            description="a question; one with no visible character (spaces, control and "
+                        "invisible characters alone) gets its own error in its place among "
+                        "the answers")))
     return create_model(
         "BatchRequest", __config__=ConfigDict(extra="ignore"),
         __doc__="Several questions for `POST /api/batch`, answered together.",
