@@ -170,15 +170,22 @@ def _run(args) -> int:
 
 
 def _ask(args, load_engine) -> int:
-    from .answer import ask, clean_question
+    from .answer import MAX_K, ask, clean_question
     from .retrieve import select_sources
 
+    # Usage is checked before anything loads: a batch would otherwise give each of its lines
+    # the same error, or drop a question given beside it without a word.
+    if not 1 <= args.k <= MAX_K:
+        raise QuestionError(f"-k must be a whole number from 1 to {MAX_K}")
     if args.batch is None:
         if args.question is None:
             raise QuestionError("give a question, or --batch FILE")
         clean_question(args.question)  # fail fast, before loading the model
     else:
-        stream = sys.stdin if args.batch == "-" else _open_batch(args.batch)
+        if args.question is not None or args.previous is not None:
+            raise QuestionError("--batch reads its questions from FILE: give no question and "
+                                "no --previous with it")
+        lines = _stdin_lines() if args.batch == "-" else _batch_lines(args.batch)
     engine = load_engine(args.index, root=Path.cwd(), settings=_settings(args),
                          rebuild=args.rebuild, progress=_progress, cache_dir=args.cache_dir,
                          on_rebuild=lambda why: print(f"rag: rebuilding the index: {why}",
@@ -195,25 +202,43 @@ def _ask(args, load_engine) -> int:
     # A file is answered 32 questions at a time, embedded together; standard input one line
     # at a time, so a program feeding it a line gets that line's answer at once.
     group = 1 if args.batch == "-" else 32
-    with stream:
-        pending: list[str] = []
-        for line in stream:
-            if line.strip():
-                pending.append(line.rstrip("\r\n"))
-            if len(pending) >= group:
-                _answer_lines(engine, pending, args.k, args.sources)
-                pending = []
-        _answer_lines(engine, pending, args.k, args.sources)
+    pending: list[str] = []
+    for line in lines:
+        if line.strip():
+            pending.append(line)
+        if len(pending) >= group:
+            _answer_lines(engine, pending, args.k, args.sources)
+            pending = []
+    _answer_lines(engine, pending, args.k, args.sources)
     return 0
 
 
-def _open_batch(path: str):
-    """The batch file, opened before the models load so that a wrong path fails at once."""
+def _batch_lines(path: str) -> list[str]:
+    """The batch file's lines, read before the models load so that a wrong path or a line
+    that is not UTF-8 fails at once, naming it, rather than being answered garbled."""
     try:
-        return open(path, encoding="utf-8", errors="replace")
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise InputFileError(f"cannot read the questions ({exc.strerror or exc})",
                              source=path) from None
+    return [_decode(line, n, path) for n, line in enumerate(raw.splitlines(), 1)]
+
+
+def _stdin_lines():
+    """Standard input's lines as they come, each decoded alone, so that one that is not
+    UTF-8 stops the batch naming its line, after the lines before it were answered."""
+    n = 0
+    for chunk in sys.stdin.buffer:  # up to each "\n"; a lone "\r" ends a line too, as in a file
+        for line in chunk.splitlines():
+            n += 1
+            yield _decode(line, n, "standard input")
+
+
+def _decode(line: bytes, n: int, source: str) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputFileError("not UTF-8 text", n, source) from None
 
 
 def _answer_lines(engine, questions: list[str], k: int, sources: list[str] | None) -> None:

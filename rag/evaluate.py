@@ -18,9 +18,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .answer import ask
-from .errors import InputFileError
-from .followup import contextualise
+from .answer import ask, clean_question
+from .errors import InputFileError, QuestionError
 from .retrieve import Engine, search
 
 
@@ -41,10 +40,7 @@ def read_gold(path: str | Path) -> list[dict]:
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputFileError(f"not valid JSON ({exc.msg})", n, str(path)) from None
+        item = _parse(line, n, str(path))
         problem = gold_problem(item)
         if problem:
             raise InputFileError(problem, n, str(path))
@@ -60,6 +56,20 @@ def read_gold(path: str | Path) -> list[dict]:
     return items
 
 
+def _parse(line: str, n: int, path: str):
+    """A line's JSON value, or an InputFileError naming the line: a value nested too deeply
+    or a number too long for Python to read is as unreadable as a typo."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        reason = f"not valid JSON ({exc.msg})"
+    except RecursionError:
+        reason = "cannot be read: JSON nested too deeply"
+    except ValueError:  # an integer of more digits than Python converts
+        reason = "cannot be read: a number too long"
+    raise InputFileError(reason, n, path)
+
+
 def gold_problem(item) -> str | None:
     """What makes this parsed line not a gold item, or None."""
     if not isinstance(item, dict):
@@ -67,11 +77,25 @@ def gold_problem(item) -> str | None:
     question = item.get("question")
     if not isinstance(question, str) or not question.strip():
         return '"question" must be a non-empty string'
+    try:  # one `ask` refuses would fail the whole run, unnamed, once the models are loaded
+        clean_question(question)
+    except QuestionError as exc:
+        return f'"question" cannot be asked: {exc}'
     if not isinstance(item.get("abstain"), bool):
         return '"abstain" must be true (an off-topic question) or false'
     for key in ("lang", "previous", "source"):
         if item.get(key) is not None and not isinstance(item[key], str):
             return f'"{key}" must be a string'
+    previous = item.get("previous")
+    if previous:
+        try:
+            clean_question(previous, name="previous question")
+        except QuestionError as exc:
+            if "empty" not in str(exc):  # a blank previous question is no context, as in `ask`
+                return f'"previous" cannot be asked with: {exc}'
+    for key in ("id", "lang"):  # the report prints them: no encoding writes a lone surrogate
+        if not _encodable(item.get(key)):
+            return f'"{key}" holds a lone surrogate (a \\ud800-\\udfff escape), not text'
     if item["abstain"]:
         return None
     turn = item.get("turn")
@@ -85,16 +109,29 @@ def gold_problem(item) -> str | None:
     return None
 
 
+def _encodable(value) -> bool:
+    """Whether a JSON value's text can be written out as UTF-8."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_gold(engine: Engine, gold: list[dict]) -> None:
-    """Raise InputFileError for a gold item this index cannot score: an unknown `source`, an
-    answer number its transcript does not have, or evidence not found in it word for word."""
+    """Raise InputFileError for a gold item this index cannot score: one `gold_problem`
+    refuses (items need not come from `read_gold`), an unknown `source`, an answer number its
+    transcript does not have, or evidence not found in it word for word."""
     corpus = engine.index.corpus
     texts = corpus.texts
     turns: dict[str, set[int]] = {}
     for d in corpus.documents:
         turns.setdefault(d.source, set()).add(d.turn)
     for item in gold:
-        name = f"gold item {item.get('id')}"
+        name = f"gold item {item.get('id') if isinstance(item, dict) else item}"
+        problem = gold_problem(item)
+        if problem:
+            raise InputFileError(f"{name}: {problem}")
         source = item.get("source")
         if source is not None and source not in texts:
             raise InputFileError(f"{name}: no transcript {source!r} in the index (it has "
@@ -153,7 +190,7 @@ def score_one(engine: Engine, item: dict, *, k: int = 3) -> dict:
         return has_evidence((c.start, c.end), evidence.get(c.source, []))
 
     cites = answer.citations
-    hits = search(engine, contextualise(item["question"], item.get("previous")), k=10)
+    hits = search(engine, answer.searched, k=10)  # the question as `ask` cleaned and read it
     rank = next((i for i, h in enumerate(hits, 1)
                  if right(h.document.source, h.document.turn)), None)
     top = cites[0] if cites else None

@@ -13,8 +13,8 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -278,6 +278,9 @@ def build_index(sources: list[Path], index_dir: Path, *, root: Path,
 
     `progress(label, total)` may return a callback that is told how many items were done.
     """
+    if index_dir.is_file():  # said before the work, and plainer than mkdir's "File exists"
+        raise IndexWriteError(f"cannot write the index folder {index_dir}: it is a file, "
+                              "not a folder")
     transcripts = [read_transcript(p, source=source_name(p, root)) for p in sources]
     corpus = corpus_from_transcripts(transcripts, max_chars=settings.max_chars,
                                      min_chars=settings.min_chars)
@@ -312,39 +315,17 @@ def build_index(sources: list[Path], index_dir: Path, *, root: Path,
 
 
 def _write(index_dir: Path, corpus: Corpus, vectors: dict[str, Vectors], manifest: dict) -> None:
-    import faiss
-
     try:
-        build = Path(tempfile.mkdtemp(prefix="build-", dir=index_dir))
-        files = {}
-        path = build / "corpus.json"
-        path.write_text(json.dumps(corpus.to_json(), ensure_ascii=False), encoding="utf-8")
-        files[path.name] = _sha256(path)
-        for model, vec in vectors.items():
-            slug = _slug(model)
-            path = build / f"{slug}.faiss"
-            faiss.write_index(vec.faiss_index, str(path))
-            files[path.name] = _sha256(path)
-            path = build / f"{slug}.context.npy"
-            np.save(path, np.concatenate([vec.documents, vec.questions, vec.pairs]),
-                    allow_pickle=False)
-            files[path.name] = _sha256(path)
-            if len(vec.clauses):
-                for path, array in ((build / f"{slug}.clauses.npy", vec.clauses),
-                                    (build / f"{slug}.clause_of.npy", vec.clause_of)):
-                    np.save(path, array, allow_pickle=False)
-                    files[path.name] = _sha256(path)
-            if len(vec.words):
-                path = build / f"{slug}.words.npy"
-                np.save(path, vec.words, allow_pickle=False)
-                files[path.name] = _sha256(path)
-        manifest = dict(manifest, files=files)
-        path = build / "manifest.json"
-        path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
-        _fsync_dir(build)
-        pointer = index_dir / "CURRENT.tmp"
-        pointer.write_text(build.name + "\n", encoding="utf-8")
-        os.replace(pointer, index_dir / "CURRENT")
+        build = _new_build(index_dir)
+        try:
+            _write_build(build, corpus, vectors, manifest)
+            pointer = index_dir / "CURRENT.tmp"
+            pointer.write_text(build.name + "\n", encoding="utf-8")
+            os.replace(pointer, index_dir / "CURRENT")
+        except BaseException:
+            # A build that never became current is never read: leave none to fill the disk.
+            shutil.rmtree(build, ignore_errors=True)
+            raise
         _fsync_dir(index_dir)
     except OSError as exc:
         reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
@@ -352,6 +333,58 @@ def _write(index_dir: Path, corpus: Corpus, vectors: dict[str, Vectors], manifes
     for old in index_dir.glob("build-*"):
         if old.name != build.name:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _new_build(index_dir: Path) -> Path:
+    """A new, empty build folder. Made with mkdir, not mkdtemp, so that it honours the umask
+    (mkdtemp's are 0700): an index built by one account can be read by another."""
+    while True:
+        build = index_dir / f"build-{secrets.token_hex(6)}"
+        try:
+            build.mkdir()
+            return build
+        except FileExistsError:
+            continue
+
+
+def _write_build(build: Path, corpus: Corpus, vectors: dict[str, Vectors],
+                 manifest: dict) -> None:
+    """Every file of a build, its manifest last, each write failing as an OSError."""
+    files = {}
+    path = build / "corpus.json"
+    path.write_text(json.dumps(corpus.to_json(), ensure_ascii=False), encoding="utf-8")
+    files[path.name] = _sha256(path)
+    for model, vec in vectors.items():
+        slug = _slug(model)
+        path = build / f"{slug}.faiss"
+        _write_faiss(vec.faiss_index, path)
+        files[path.name] = _sha256(path)
+        path = build / f"{slug}.context.npy"
+        np.save(path, np.concatenate([vec.documents, vec.questions, vec.pairs]),
+                allow_pickle=False)
+        files[path.name] = _sha256(path)
+        if len(vec.clauses):
+            for path, array in ((build / f"{slug}.clauses.npy", vec.clauses),
+                                (build / f"{slug}.clause_of.npy", vec.clause_of)):
+                np.save(path, array, allow_pickle=False)
+                files[path.name] = _sha256(path)
+        if len(vec.words):
+            path = build / f"{slug}.words.npy"
+            np.save(path, vec.words, allow_pickle=False)
+            files[path.name] = _sha256(path)
+    manifest = dict(manifest, files=files)
+    path = build / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    _fsync_dir(build)
+
+
+def _write_faiss(index, path: Path) -> None:
+    """Write a FAISS index through a Python file: FAISS's own writer reports a full disk as a
+    RuntimeError with the reason in its text, a Python file as an OSError with its errno."""
+    import faiss
+
+    with open(path, "wb") as fh:
+        faiss.write_index(index, faiss.PyCallbackIOWriter(fh.write))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -366,7 +399,7 @@ def read_manifest(index_dir: Path) -> tuple[Path, dict]:
     """The current build folder and its manifest, or a named error."""
     pointer = index_dir / "CURRENT"
     if not pointer.exists():
-        raise IndexMissingError(f"no index in {index_dir}; build it with `rag build`")
+        raise IndexMissingError(f"no index in {index_dir}")
     try:
         name = pointer.read_text(encoding="utf-8").strip()
         build = index_dir / name
@@ -375,21 +408,58 @@ def read_manifest(index_dir: Path) -> tuple[Path, dict]:
         manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
         if not isinstance(manifest, dict):
             raise ValueError("not an object")
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise IndexCorruptError(
             f"the index manifest in {index_dir} is unreadable ({exc})") from None
     return build, manifest
 
 
-def check_manifest(manifest: dict, *, sources: dict[str, str], settings: IndexSettings) -> None:
-    """Raise IndexStaleError unless the manifest matches these sources and settings.
-
-    `sources` maps each transcript's name to its current sha256.
-    """
+def _check_format(manifest: dict) -> None:
+    """Raise IndexStaleError for a manifest of another format: its fields may differ, which
+    makes it out of date, not damaged."""
     if manifest.get("format") != FORMAT_VERSION:
         raise IndexStaleError(f"the index has format {manifest.get('format')!r}, "
                               f"this version reads format {FORMAT_VERSION}")
-    built = {s.get("path"): s.get("sha256") for s in manifest.get("sources", [])}
+
+
+def _shape_problem(manifest: dict) -> str | None:
+    """Which field of a manifest of this format lacks the type loading reads it as, or None
+    (`settings` and `words` are only compared, so any value will do)."""
+    def has(item, **types) -> bool:
+        return isinstance(item, dict) and all(
+            isinstance(item.get(key), kind) and not isinstance(item.get(key), bool)
+            for key, kind in types.items())
+
+    sources, models, files = (manifest.get(k) for k in ("sources", "models", "files"))
+    if not isinstance(sources, list) or not all(has(s, path=str, sha256=str) for s in sources):
+        return '"sources" is not a list of {"path", "sha256"}'
+    if not isinstance(models, list) or not all(has(m, name=str, dim=int) for m in models):
+        return '"models" is not a list of {"name", "dim"}'
+    if not isinstance(files, dict) or not all(
+            isinstance(name, str) and isinstance(digest, str) and Path(name).name == name
+            for name, digest in files.items()):
+        return '"files" does not map file names to checksums'
+    return None
+
+
+def _check_shape(manifest: dict, build: Path | None = None) -> None:
+    """Raise IndexCorruptError for a manifest whose fields lack their types: reading it would
+    otherwise fail as a crash, not as a damaged index that a rebuild replaces."""
+    problem = _shape_problem(manifest)
+    if problem:
+        where = f" in {build}" if build else ""
+        raise IndexCorruptError(f"the index manifest{where} is damaged ({problem})")
+
+
+def check_manifest(manifest: dict, *, sources: dict[str, str], settings: IndexSettings) -> None:
+    """Raise IndexStaleError unless the manifest matches these sources and settings.
+
+    `sources` maps each transcript's name to its current sha256. A manifest whose fields lack
+    their types is an IndexCorruptError.
+    """
+    _check_format(manifest)
+    _check_shape(manifest)
+    built = {s["path"]: s["sha256"] for s in manifest["sources"]}
     if set(built) != set(sources):
         raise IndexStaleError(f"the index was built from {sorted(built)}, not {sorted(sources)}")
     changed = [name for name, digest in sources.items() if built[name] != digest]
@@ -406,9 +476,11 @@ def load_index(index_dir: Path, *, root: Path, sources: list[Path] | None = None
     import faiss
 
     build, manifest = read_manifest(index_dir)
+    _check_format(manifest)
+    _check_shape(manifest, build)
     texts, digests = {}, {}
     names = [source_name(p, root) for p in sources] if sources is not None else \
-        [s.get("path") for s in manifest.get("sources", [])]
+        [s["path"] for s in manifest["sources"]]
     for name in names:
         path = root / name
         try:

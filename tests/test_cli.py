@@ -116,3 +116,57 @@ def test_load_embedder_names_the_model_it_cannot_load():
 
     with pytest.raises(ModelError, match="cannot load the model 'no-such/model'"):
         load_embedder("no-such/model")
+
+
+def test_the_missing_index_message_gives_its_hint_once(project, tmp_path):
+    out = rag("ask", "--index", str(tmp_path / "none"), "Sahel", cwd=project)
+    assert out.stderr == f"rag: error: no index in {tmp_path / 'none'} " \
+                         "(run `rag build`, or `rag ask --rebuild`)\n"
+
+
+_K = "-k must be a whole number from 1 to 20"
+_ALONE = "--batch reads its questions from FILE: give no question and no --previous with it"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-k", "0"], _K), (["-k", "21"], _K),
+    (["a question"], _ALONE), (["--previous", "La France ?"], _ALONE),
+])
+@pytest.mark.parametrize("batch", ["file", "-"])
+def test_a_batch_with_bad_usage_exits_2_before_anything_loads(tmp_path, args, message, batch):
+    (tmp_path / "q.txt").write_text("Sahel ?\n", encoding="utf-8")
+    out = rag("ask", "--json", "--batch", "q.txt" if batch == "file" else "-", *args,
+              "--index", str(tmp_path / "no-index"), cwd=tmp_path, stdin="Sahel ?\n")
+    # Exit 2, not 3: the usage is refused before the (missing) index is looked for.
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == f"rag: error: {message}\n"
+
+
+def test_a_batch_file_that_is_not_utf8_exits_6_naming_its_line(tmp_path):
+    (tmp_path / "q.txt").write_bytes(b"Sahel ?\ncaf\xe9 ?\n")
+    out = rag("ask", "--json", "--batch", "q.txt", "--index", str(tmp_path / "no-index"),
+              cwd=tmp_path)
+    assert out.returncode == 6 and out.stdout == ""
+    assert out.stderr == "rag: error: q.txt:2: not UTF-8 text\n"
+
+
+def test_standard_input_that_is_not_utf8_stops_at_its_line(project):
+    out = subprocess.run([sys.executable, "-m", "rag.cli", "ask", "--json", "--batch", "-"],
+                         cwd=project, input=b"Sahel ?\ncaf\xe9 ?\nAUKUS ?\n",
+                         capture_output=True, timeout=300)
+    assert out.returncode == 6
+    assert out.stderr.decode() == "rag: error: standard input:2: not UTF-8 text\n"
+    records = [json.loads(line) for line in out.stdout.decode().splitlines()]
+    assert [r["question"] for r in records] == ["Sahel ?"]
+
+
+def test_a_file_named_as_the_index_folder_exits_5_saying_so(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text(
+        'date 2021-10 X : Q ?\n\nA : "Une réponse assez longue pour être citée."\n',
+        encoding="utf-8")
+    (tmp_path / "afile").write_text("not an index")
+    out = rag("build", "--index", "afile", cwd=tmp_path)
+    assert out.returncode == 5
+    assert out.stderr == "rag: error: cannot write the index folder afile: it is a file, " \
+                         "not a folder\n"

@@ -35,6 +35,12 @@ def write(path, *lines):
     (json.dumps({**SAHEL, "evidence": []}), '"evidence"'),
     (json.dumps({**SAHEL, "evidence": "faire encore plus"}), '"evidence"'),
     (json.dumps({**SAHEL, "source": 3}), '"source"'),
+    ("[" * 200_000, "nested too deeply"),
+    ('{"question": "x", "abstain": true, "n": ' + "1" * 5_000 + "}", "number too long"),
+    (json.dumps({**OFF, "question": "x" * 1_001}), '"question" cannot be asked: .* too long'),
+    (json.dumps({**OFF, "question": "\u200b\u200b"}), '"question" cannot be asked: .* empty'),
+    (json.dumps({**OFF, "id": "\ud800"}), '"id" holds a lone surrogate'),
+    (json.dumps({**OFF, "lang": "\udc00"}), '"lang" holds a lone surrogate'),
 ])
 def test_a_malformed_line_is_named_by_file_and_line(tmp_path, line, message):
     path = write(tmp_path / "gold.jsonl", SAHEL, line)
@@ -130,3 +136,35 @@ def test_evidence_and_answers_are_read_in_the_transcript_the_item_names(two_engi
     missed = evaluate(two_engine, [{**SAHEL, "id": "t", "turn": 1, "evidence": [
         "Families should not choose between heating and eating"]}])["missed"]
     assert missed == [{"id": "t", "expected": 1, "got": f"answer 3 of {blinken}"}]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("[" * 200_000, "nested too deeply"),
+    ('{"question": "x", "abstain": true, "n": ' + "1" * 5_000 + "}", "number too long"),
+    (json.dumps({**OFF, "question": "\u200b\u200b"}), "the question is empty"),
+])
+def test_an_unreadable_line_exits_6_naming_it_before_the_models_load(tmp_path, line, message):
+    path = write(tmp_path / "gold.jsonl", SAHEL, line)
+    out = rag("eval", str(path), "--index", str(tmp_path / "no-index"), cwd=tmp_path)
+    assert out.returncode == 6 and out.stdout == "" and out.stderr.count("\n") == 1
+    assert out.stderr.startswith(f"rag: error: {path}:2: ") and message in out.stderr
+
+
+def test_items_ask_would_refuse_are_refused_naming_the_item(engine):
+    for question, message in (("x" * 1_001, "too long"), ("\u200b\u200b", "empty")):
+        with pytest.raises(InputFileError, match=f'gold item o: "question" cannot be asked: '
+                                                 f'.*{message}'):
+            evaluate(engine, [SAHEL, {**OFF, "question": question}])
+    with pytest.raises(InputFileError, match='gold item o: "previous" cannot be asked with: '
+                                             '.*too long'):
+        evaluate(engine, [SAHEL, {**OFF, "previous": "x" * 1_001}])
+    evaluate(engine, [SAHEL, {**OFF, "previous": "  "}])  # blank: no context, as in `ask`
+
+
+def test_a_question_with_a_lone_surrogate_is_scored_as_ask_reads_it(engine, tmp_path):
+    path = write(tmp_path / "gold.jsonl",
+                 {**SAHEL, "question": "Que dit Blinken du Sahel \ud800 ?",
+                  "previous": "La France \udc00 ?"})
+    report = evaluate(engine, read_gold(path))
+    assert report["all"]["questions"] == 1 and report["all"]["integrity"] == 1.0
+    assert report["all"]["MRR"] == 1.0

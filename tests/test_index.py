@@ -249,3 +249,50 @@ def test_one_transcript_named_alone_is_that_transcript(tmp_path, embedders):
     index = build(tmp_path / "index", root=tmp_path, sources="data/x.txt",
                   embedders=dict(embedders))
     assert [s["path"] for s in index.manifest["sources"]] == ["data/x.txt"]
+
+
+@pytest.mark.parametrize("field, value", [
+    ("sources", ["data/blinken-france2-2021-10.txt"]), ("sources", 5),
+    ("sources", [{"sha256": "x"}]), ("files", [1]), ("files", {"../corpus.json": "x"}),
+    ("models", [{"name": "all-MiniLM-L6-v2", "dim": "384"}]),
+])
+def test_a_manifest_with_fields_of_the_wrong_type_is_damaged(scratch, field, value):
+    path = _current(scratch) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest[field] = value
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match=f'damaged \\("{field}"'):
+        load_index(scratch / "index", root=scratch)
+
+
+def test_a_damaged_manifest_is_rebuilt_on_request(scratch):
+    from rag import load_engine
+
+    path = _current(scratch) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["sources"] = [s["path"] for s in manifest["sources"]]
+    path.write_text(json.dumps(manifest))
+    why = []
+    engine = load_engine(scratch / "index", root=scratch, rebuild=True, on_rebuild=why.append)
+    assert "damaged" in why[0] and engine.index.corpus.passages
+    load_index(scratch / "index", root=scratch)
+
+
+def test_an_index_can_be_read_by_other_accounts_as_the_umask_allows(scratch, embedders):
+    import os
+    import stat
+
+    old = os.umask(0o027)
+    try:
+        build(scratch / "index", root=scratch, embedders=dict(embedders))
+    finally:
+        os.umask(old)
+    build_dir = _current(scratch)
+    assert stat.S_IMODE(build_dir.stat().st_mode) == 0o750
+    assert stat.S_IMODE((build_dir / "manifest.json").stat().st_mode) == 0o640
+
+
+def test_a_file_where_the_index_folder_should_be_is_named_as_such(scratch, embedders):
+    (scratch / "afile").write_text("not an index")
+    with pytest.raises(IndexWriteError, match="afile: it is a file, not a folder"):
+        build(scratch / "afile", root=scratch, embedders=dict(embedders))

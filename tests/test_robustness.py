@@ -115,3 +115,35 @@ def test_killed_build_leaves_the_previous_index_loadable(scratch, delay):
         # killed before it switched: the old build is still the current one
         current = index.manifest["files"]
         assert current == before or set(current) == set(before)
+
+
+@pytest.fixture()
+def small_disk(tmp_path, project):
+    """A folder on a file system with room for the index's corpus and not its vectors."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    build_dir = next((project / "index").glob("build-*"))
+    pages = -(-(build_dir / "corpus.json").stat().st_size // 4096) + 1
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={4 * pages}k", "tmpfs",
+                              str(disk)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small file system: {mounted.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_fails_the_build_in_one_line_and_leaves_nothing(scratch, small_disk):
+    out = subprocess.run([sys.executable, "-m", "rag.cli", "build", "--index",
+                          str(small_disk / "idx")], cwd=scratch, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 5 and "Traceback" not in out.stderr
+    errors = [line for line in out.stderr.splitlines() if "rag: error:" in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        f"rag: error: cannot write the index in {small_disk / 'idx'}: the disk is full")
+    assert sorted(p.name for p in (small_disk / "idx").iterdir()) == [".lock"]
