@@ -170,3 +170,12 @@ def test_a_file_named_as_the_index_folder_exits_5_saying_so(tmp_path):
     assert out.returncode == 5
     assert out.stderr == "rag: error: cannot write the index folder afile: it is a file, " \
                          "not a folder\n"
+
+
+def test_a_previous_question_too_long_exits_2_before_anything_loads(tmp_path):
+    """Refused, as the HTTP API refuses it, rather than dropped without a word."""
+    out = rag("ask", "--previous", "x" * 1_001, "et au Sahel ?", "--index",
+              str(tmp_path / "no-index"), cwd=tmp_path)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == ("rag: error: the previous question is too long (1001 characters; "
+                          "the limit is 1000)\n")
