@@ -281,35 +281,38 @@ def build_index(sources: list[Path], index_dir: Path, *, root: Path,
     if index_dir.is_file():  # said before the work, and plainer than mkdir's "File exists"
         raise IndexWriteError(f"cannot write the index folder {index_dir}: it is a file, "
                               "not a folder")
-    transcripts = [read_transcript(p, source=source_name(p, root)) for p in sources]
-    corpus = corpus_from_transcripts(transcripts, max_chars=settings.max_chars,
-                                     min_chars=settings.min_chars)
-    embedders = embedders or {}
-    vectors = {}
-    clauses = len(passage_clauses(corpus)[0])
-    all_words, words = corpus_words(corpus)
-    for model in settings.models:
-        embedder = embedders.get(model) or load_embedder(model, backend=settings.backend,
-                                                          cache_dir=cache_dir)
-        embedders[model] = embedder
-        total = 2 * len(corpus.passages) + 2 * len(corpus.documents)
-        total += clauses if model in CLAUSE_MODELS else 0
-        total += len(words) if model in WORD_MODELS else 0
-        tick = progress(f"embedding with {model}", total) if progress else None
-        vectors[model] = embed_corpus(corpus, embedder, tick)
-    manifest = {
-        "format": FORMAT_VERSION,
-        "sources": [{"path": t.source, "sha256": t.sha256} for t in transcripts],
-        "models": [{"name": m, "dim": int(vectors[m].passages.shape[1])} for m in settings.models],
-        "settings": asdict(settings),
-        "passages": len(corpus.passages),
-        "clauses": clauses,
-        "words": {"count": len(words), "sha256": words_digest(words)},
-        "documents": len(corpus.documents),
-        "index_type": "hnsw" if len(corpus.passages) > FLAT_LIMIT else "flat",
-        "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    # The folder is taken first: one that cannot be written, or another build running, fails
+    # at once rather than after the embedding, which takes minutes on a large corpus.
     with _build_lock(index_dir):
+        transcripts = [read_transcript(p, source=source_name(p, root)) for p in sources]
+        corpus = corpus_from_transcripts(transcripts, max_chars=settings.max_chars,
+                                         min_chars=settings.min_chars)
+        embedders = embedders or {}
+        vectors = {}
+        clauses = len(passage_clauses(corpus)[0])
+        all_words, words = corpus_words(corpus)
+        for model in settings.models:
+            embedder = embedders.get(model) or load_embedder(model, backend=settings.backend,
+                                                              cache_dir=cache_dir)
+            embedders[model] = embedder
+            total = 2 * len(corpus.passages) + 2 * len(corpus.documents)
+            total += clauses if model in CLAUSE_MODELS else 0
+            total += len(words) if model in WORD_MODELS else 0
+            tick = progress(f"embedding with {model}", total) if progress else None
+            vectors[model] = embed_corpus(corpus, embedder, tick)
+        manifest = {
+            "format": FORMAT_VERSION,
+            "sources": [{"path": t.source, "sha256": t.sha256} for t in transcripts],
+            "models": [{"name": m, "dim": int(vectors[m].passages.shape[1])}
+                       for m in settings.models],
+            "settings": asdict(settings),
+            "passages": len(corpus.passages),
+            "clauses": clauses,
+            "words": {"count": len(words), "sha256": words_digest(words)},
+            "documents": len(corpus.documents),
+            "index_type": "hnsw" if len(corpus.passages) > FLAT_LIMIT else "flat",
+            "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         _write(index_dir, corpus, vectors, manifest)
     return Index(corpus, vectors, manifest, (all_words, words))
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from .errors import TranscriptFormatError
 
 _META = re.compile(r"^\s*date\s+(?P<date>\S+)\s+(?P<outlet>.+?)\s+:\s+(?P<question>\S.*?)\s*$")
+_DATE = re.compile(r"\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?")
 _SPEAKER = re.compile(r"^\s*(?P<speaker>[^\s\"«“:][^\"«“:]{0,80}?)\s*:\s*(?=[\"«“])")
 _OPEN = '"«“'
 # A straight quote is often typed for a curly one, or the other way: either closes the other.
@@ -102,6 +103,10 @@ def parse_transcript(raw: bytes | str, *, source: str = "<transcript>",
             if not m:
                 raise TranscriptFormatError(
                     "the first line must read `date YYYY-MM OUTLET : FIRST QUESTION`",
+                    lineno, source)
+            if not _DATE.fullmatch(m["date"]):
+                raise TranscriptFormatError(
+                    f"the date must read YYYY-MM (or YYYY, or YYYY-MM-DD), not {m['date']!r}",
                     lineno, source)
             shift = offset + len(body) - len(body.lstrip("\ufeff"))
             date, outlet = m["date"], m["outlet"].strip()

@@ -296,3 +296,13 @@ def test_a_file_where_the_index_folder_should_be_is_named_as_such(scratch, embed
     (scratch / "afile").write_text("not an index")
     with pytest.raises(IndexWriteError, match="afile: it is a file, not a folder"):
         build(scratch / "afile", root=scratch, embedders=dict(embedders))
+
+
+def test_an_index_folder_that_cannot_be_written_fails_before_any_work(scratch):
+    """Before the transcripts are read (here, one that does not exist) and long before the
+    embedding: a large corpus would otherwise be embedded only to be thrown away."""
+    from rag.index import build_index
+
+    (scratch / "afile").write_text("not a folder")
+    with pytest.raises(IndexWriteError, match="cannot write the index folder"):
+        build_index([scratch / "missing.txt"], scratch / "afile" / "index", root=scratch)

@@ -65,6 +65,8 @@ GOOD = 'date 2021-10 France 2 : Question ?\n\nA. B : "Réponse."\n\nSuite ?\n\n"
     ('date 2021-10 France 2 : Question ?\n\nAutre question ?\n', 3),
     ('date 2021-10 France 2 : Question ?\n\n"Réponse."\n\n"Réponse sans question".\n', 5),
     ('date 2021-10 France 2 : Question ?\n\n""\n', 3),
+    ('date octobre France 2 : Question ?\n\n"Réponse."\n', 1),
+    ('date 2021-13 France 2 : Question ?\n\n"Réponse."\n', 1),
     ("", None),
     ("   \n\n", None),
 ])
@@ -80,6 +82,11 @@ def test_invalid_utf8_and_nul_are_format_errors():
         parse_transcript(GOOD.encode() + b"\xff\xfe")
     with pytest.raises(TranscriptFormatError, match="NUL"):
         parse_transcript(GOOD.replace("Suite", "Su\x00ite").encode())
+
+
+@pytest.mark.parametrize("date", ["2021", "2021-10", "2021-10-05"])
+def test_a_date_may_be_a_year_a_month_or_a_day(date):
+    assert parse_transcript(GOOD.replace("2021-10", date)).date == date
 
 
 def test_small_valid_transcript():
