@@ -17,7 +17,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -252,6 +252,7 @@ def make_faiss_index(matrix: np.ndarray):
 
 @contextmanager
 def _build_lock(index_dir: Path) -> Iterator[None]:
+    created = not index_dir.exists()
     try:
         index_dir.mkdir(parents=True, exist_ok=True)
         handle = open(index_dir / ".lock", "a+")
@@ -265,6 +266,13 @@ def _build_lock(index_dir: Path) -> Iterator[None]:
             raise IndexWriteError(
                 f"another build of {index_dir} is running; wait for it to finish") from None
         yield
+    except BaseException:
+        # A first build that fails leaves no empty index folder to be mistaken for an index.
+        if created:
+            with suppress(OSError):
+                (index_dir / ".lock").unlink(missing_ok=True)
+                index_dir.rmdir()
+        raise
     finally:
         handle.close()
 
