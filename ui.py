@@ -2,7 +2,8 @@
 and the whole transcript beside it with the cited passages highlighted.
 
 It only calls the library and formats what it returns. Every piece of text that reaches HTML,
-from the user or from a transcript, is escaped first.
+from the user or from a transcript, is escaped first, and in the chat, which renders Markdown,
+kept from being read as Markdown too.
 
 Run it with `python ui.py` (or `rag serve`); RAG_INDEX, RAG_HOST, RAG_PORT, RAG_ROOT_PATH and
 RAG_CORS_ORIGINS configure it.
@@ -109,13 +110,16 @@ CSS = """
 HEAD = """
 <script>
 (() => {
-  function reveal(id) {
+  // Scrolls the transcript panel alone to the passage, so that the answer stays in view on a
+  // narrow screen, where the panel sits below it; `andPage` also brings the passage into the
+  // window, for a reader who clicked to see it.
+  function reveal(id, andPage) {
     const target = document.getElementById(id);
     const panel = document.querySelector("#transcript-panel .transcript-scroll");
     if (!target || !panel) return false;
     const top = target.getBoundingClientRect().top - panel.getBoundingClientRect().top;
     panel.scrollTop += top - panel.clientHeight / 3;
-    target.scrollIntoView({block: "nearest"});
+    if (andPage) target.scrollIntoView({block: "nearest"});
     target.classList.add("flash");
     setTimeout(() => target.classList.remove("flash"), 1600);
     return true;
@@ -134,7 +138,7 @@ HEAD = """
   }
   document.addEventListener("click", (event) => {
     const link = event.target.closest && event.target.closest("a.cite-link");
-    if (link && reveal(link.dataset.target)) { event.preventDefault(); return; }
+    if (link && reveal(link.dataset.target, true)) { event.preventDefault(); return; }
     const button = event.target.closest && event.target.closest("button.copy-cite");
     if (button) { event.preventDefault(); copy(button.dataset.ref, button); }
   });
@@ -143,8 +147,9 @@ HEAD = """
 </script>
 """
 
-SHOW_FIRST_HIT = """() => { const hit = document.querySelector("#transcript-panel .passage.hit");
-  if (hit && window.ragReveal) { window.ragReveal(hit.id); } }"""
+SHOW_CITATION_ONE = """() => { const hits = "#transcript-panel .passage.hit";
+  const hit = document.querySelector(hits + "[data-cite='1']") || document.querySelector(hits);
+  if (hit && window.ragReveal) { window.ragReveal(hit.id, false); } }"""
 
 Ask = Callable[..., Answer]
 
@@ -179,9 +184,9 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
         history.append({"role": "user", "content": plain(question)})
         history.append({"role": "assistant", "content": "…"})
         yield "", history, gr.skip(), gr.skip(), asked
+        previous = asked[-1] if asked else None
         try:
-            answer = ask(question, previous=asked[-1] if asked else None,
-                         sources=list(chosen) if chosen else None)
+            answer = ask(question, previous=previous, sources=list(chosen) if chosen else None)
         except QuestionError as exc:
             history[-1] = {"role": "assistant", "content": plain(str(exc))}
             yield "", history, gr.skip(), gr.skip(), asked
@@ -196,18 +201,21 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
             history[-1] = {"role": "assistant", "content": text}
             yield "", history, gr.skip(), gr.skip(), asked
             time.sleep(STREAM_PAUSE)
-        yield ("", history, render_cards(answer, anchors, list(chosen or [])),
+        yield ("", history, render_cards(answer, anchors, list(chosen or []), previous),
                render_transcripts(answer.citations), asked)
 
     def from_link(history: list, asked: list, chosen: list,
                   request: gr.Request) -> Iterator[tuple]:
-        """`?q=question`, and `&source=name` for each transcript it may cite."""
+        """`?q=question`, `&previous=question` when it follows up on one, and `&source=name`
+        for each transcript it may cite."""
         question = request.query_params.get("q", "") if request else ""
         if not question.strip():  # leave alone what the user may already be typing
             yield (gr.skip(),) * 6
             return
         named = request.query_params.getlist("source")
         shown = [s for s in named if s in transcripts] if named else gr.skip()
+        previous = request.query_params.get("previous", "")
+        asked = [previous] if previous.strip() else asked
         for out in respond(question, history, asked, named or chosen):
             yield (*out, shown)
 
@@ -226,9 +234,11 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
         asked = gr.State([])
         with gr.Row(equal_height=False):
             with gr.Column(scale=3):
+                # No maths: a "$$" typed or quoted is text (`plain` escapes the rest).
                 chat = gr.Chatbot(label="Conversation", elem_id="chat", height=420,
                                   sanitize_html=True, render_markdown=True, line_breaks=True,
-                                  allow_tags=False, feedback_options=None, buttons=["copy"])
+                                  latex_delimiters=[], allow_tags=False, feedback_options=None,
+                                  buttons=["copy"])
                 with gr.Row():
                     box = gr.Textbox(label="Question", elem_id="question", scale=5,
                                      placeholder="Posez une question / Ask a question",
@@ -250,11 +260,11 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
         events = dict(fn=respond, inputs=[box, chat, asked, chosen], outputs=outputs,
                       concurrency_limit=concurrency_limit, api_visibility="private",
                       show_progress="minimal")
-        box.submit(**events).then(None, js=SHOW_FIRST_HIT)
-        send.click(**events).then(None, js=SHOW_FIRST_HIT)
+        box.submit(**events).then(None, js=SHOW_CITATION_ONE)
+        send.click(**events).then(None, js=SHOW_CITATION_ONE)
         demo.load(from_link, inputs=[chat, asked, chosen], outputs=[*outputs, chosen],
                   concurrency_limit=concurrency_limit, api_visibility="private",
-                  show_progress="minimal").then(None, js=SHOW_FIRST_HIT)
+                  show_progress="minimal").then(None, js=SHOW_CITATION_ONE)
         chat.clear(lambda: ([], "", render_transcripts([])), outputs=[asked, cards, panel],
                    api_visibility="private")
         gr.api(ask_api, api_name="ask", concurrency_limit=concurrency_limit)
@@ -263,8 +273,20 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
 
 
 def plain(text: str) -> str:
-    """Text to show as-is in the chat: HTML escaped, and Markdown's active characters neutral."""
-    return re.sub(r"([\\`*_\[\]#|~])", r"\\\1", html.escape(text, quote=False))
+    """Text to show as typed in the chat, which renders Markdown: every character that means
+    something to Markdown (or to HTML) is backslash-escaped where it would, so no link, list,
+    heading, tag or maths can come of it. `.`, `)` and `-`, common in prose, are escaped only
+    where they start a list or a `www.` link, so that copied text stays readable."""
+    text = _INDENT.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _MARKUP_CHARS.sub(r"\\\g<0>", text)
+    text = _LIST_MARKER.sub(lambda m: f"{m[0][:-1]}\\{m[0][-1]}", text)
+    return _WWW.sub(r"\1\\.", text)
+
+
+_INDENT = re.compile(r"^[ \t]+", re.MULTILINE)  # would make a code block; HTML drops it anyway
+_MARKUP_CHARS = re.compile(r"[\\`*_\[\]#|~<>&$=+:@]")  # (`:` and `@` make bare links)
+_LIST_MARKER = re.compile(r"^(?:\d{1,9}[.)]|-)", re.MULTILINE)
+_WWW = re.compile(r"(www)\.", re.IGNORECASE)
 
 
 def stream_message(answer: Answer) -> Iterator[str]:
@@ -284,10 +306,13 @@ def stream_message(answer: Answer) -> Iterator[str]:
 
 
 def render_cards(answer: Answer, anchors: Mapping[str, str],
-                 sources: list[str] | None = None) -> str:
-    """A card per citation (or per closest passage when abstaining)."""
-    query = f"?q={quote(answer.question)}" + "".join(f"&source={quote(s)}"
-                                                     for s in sources or [])
+                 sources: list[str] | None = None, previous: str | None = None) -> str:
+    """A card per citation (or per closest passage when abstaining), under a permalink that
+    asks again what was searched: a follow-up's keeps the question it follows."""
+    query = f"?q={quote(answer.question)}"
+    if previous and answer.searched != answer.question:
+        query += f"&previous={quote(previous)}"
+    query += "".join(f"&source={quote(s)}" for s in sources or [])
     link = f'<a class="permalink" href="{html.escape(query)}">Permalink</a>'
     if answer.abstained:
         head = f"<p class=\"cards-head\">{html.escape(ABSTAINED)}. {link}</p>"

@@ -175,6 +175,47 @@ def test_citation_link_scrolls_the_transcript(page, app_url):
     assert "hit" in page.get_attribute(f"#{target}", "class")
 
 
+@pytest.mark.parametrize("width,height", [(375, 667), (1280, 800)])
+def test_answer_stays_in_view_and_the_panel_shows_citation_one(browser, app_url, width,
+                                                                height):
+    """Answering moves the transcript panel to citation [1], never the page: on a phone the
+    page scrolling to the transcript would hide the answer and the question box."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        page.goto(app_url + "/")
+        box = page.locator("#question textarea")
+        box.fill("Que dit Blinken du Sahel ?")
+        box.evaluate("b => b.scrollIntoView({block: 'end'})")  # the reader at the question box
+        before = page.evaluate("() => window.scrollY")
+        page.evaluate("() => document.querySelector('#ask-button').click()")  # no scrolling
+        flashed = page.wait_for_function(  # the passage revealed once answered
+            "() => document.querySelector('#transcript-panel .passage.flash')"
+        ).evaluate("e => e.id")
+        assert page.evaluate("() => window.scrollY") == before
+        first = cards(page)[0]
+        assert first["label"] == "[1]"
+        hits = page.eval_on_selector_all("#transcript-panel .passage.hit",
+                                         "els => els.map(e => e.id)")
+        assert hits[0] != first["target"]  # [1] is not the first passage in the transcript
+        assert flashed == first["target"]
+        panel = "#transcript-panel .transcript-scroll"
+        assert in_panel(page, panel, first["target"])
+        assert page.evaluate(IN_WINDOW, "#chat [data-testid='bot']")
+        assert page.evaluate(IN_WINDOW, "#question textarea")
+        # Asked for, the passage is brought into the window, scrolling the page if need be.
+        page.locator("#citations a.cite-link").first.click()
+        page.wait_for_function(IN_WINDOW, arg="#" + first["target"])
+        assert in_panel(page, panel, first["target"])
+    finally:
+        context.close()
+
+
+IN_WINDOW = """selector => { const r = document.querySelector(selector).getBoundingClientRect();
+    return r.bottom > 0 && r.top < window.innerHeight; }"""
+
+
 IN_PANEL = """([panel, id]) => { const p = document.querySelector(panel).getBoundingClientRect();
     const t = document.getElementById(id).getBoundingClientRect();
     return t.top >= p.top && t.bottom <= p.bottom; }"""
@@ -205,6 +246,22 @@ def test_permalink_asks_its_question(page, app_url, text):
     check_answer(page, text)
 
 
+def test_permalink_of_a_follow_up_keeps_its_context(page, app_url, text):
+    """A follow-up's permalink gives the same answer when opened alone."""
+    page.goto(app_url + "/")
+    ask(page, "La France s'est-elle sentie trahie ?")
+    ask(page, "et pourquoi ?")
+    assert "The interview does not address this" not in page.inner_text("#chat")
+    answered = check_answer(page, text)
+    link = page.get_attribute("#citations .cards-head a", "href")
+    assert "previous=" in link
+    page.goto(app_url + "/" + link)
+    page.wait_for_selector("#citations .cite-card")
+    assert "The interview does not address this" not in page.inner_text("#chat")
+    assert check_answer(page, text) == answered
+    assert page.get_attribute("#citations .cards-head a", "href") == link
+
+
 def test_html_in_a_question_is_shown_as_text(page, app_url):
     page.goto(app_url + "/")
     attack = "<img src=x onerror=alert(1)>"
@@ -217,6 +274,30 @@ def test_html_in_a_question_is_shown_as_text(page, app_url):
     page.wait_for_selector("#citations .cite-card")
     assert attack in page.inner_text("#chat")
     assert page.locator("img[src='x']").count() == 0
+
+
+MARKUP = ("$$x^2$$ Sahel http://evil.example/ www.evil.example mail@evil.example\n"
+          "- item\n+ plus\n* star\n1. one\n2) two\n# heading\n> quoted\n"
+          "Sahel\n===\n---\n| a | b |\n|---|---|\n    indented\n"
+          "**bold** _em_ ~~struck~~ `code` [link](http://evil.example/) ![i](x.png) "
+          "<b>tag</b> &amp; \\* $y$ Sahel")
+MARKUP_TAGS = "a, img, ul, ol, li, h1, h2, h3, h4, h5, h6, blockquote, pre, code, em, strong, " \
+    "del, s, b, hr, table, .katex, math"
+
+
+def test_markdown_and_latex_in_a_question_are_shown_as_text(page, app_url):
+    """Whatever a user types reads back as typed: no maths, links, lists or headings."""
+    page.goto(app_url + "/")
+    page.locator("#question textarea").fill(MARKUP)
+    page.click("#ask-button")
+    page.wait_for_selector("#citations .cite-card")
+    user = page.locator("#chat [data-testid='user']").last
+    assert user.locator(MARKUP_TAGS).count() == 0
+    found = page.eval_on_selector_all(f"#chat :is({MARKUP_TAGS})",
+                                      "els => els.map(e => e.tagName + ' ' + e.textContent)")
+    assert all(f.startswith("EM Searched: ") for f in found), found  # the reply's own only
+    shown = user.inner_text().replace("\u00a0", " ")
+    assert shown.split() == MARKUP.split()
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
