@@ -76,21 +76,34 @@ class Answer:
 
 def clean_question(question: object, *, name: str = "question") -> str:
     """The question as searched: NFC, control and invisible characters out; or a
-    QuestionError (`name` says which text it is about)."""
+    QuestionError (`name` says which text it is about). The limit counts characters as sent
+    (code points, as JSON Schema's `maxLength` counts them), so the library, the command line
+    and the HTTP API's published schema refuse the same texts."""
     if not isinstance(question, str):
         raise QuestionError(f"the {name} must be text")
-    question = cleaned(question)
-    if not question:
-        raise QuestionError(f"the {name} is empty")
     if len(question) > MAX_QUESTION_CHARS:
         raise QuestionError(f"the {name} is too long ({len(question)} characters; "
                             f"the limit is {MAX_QUESTION_CHARS})")
+    question = cleaned(question)
+    if not question:
+        raise QuestionError(f"the {name} is empty")
     return question
+
+
+def clean_previous(previous: object) -> str | None:
+    """The previous question as read for a follow-up: None when absent or blank (no
+    context), or a QuestionError when it is not text or is too long, as a question is."""
+    if previous is None:
+        return None
+    if isinstance(previous, str) and len(previous) <= MAX_QUESTION_CHARS \
+            and not cleaned(previous):
+        return None
+    return clean_question(previous, name="previous question")
 
 
 def cleaned(text: str) -> str:
     """`text` as a question is read: lone surrogates as "?", NFC, control characters as
-    spaces, invisible ones dropped, trimmed. Its length is what the limit counts."""
+    spaces, invisible ones dropped, trimmed."""
     text = text.encode("utf-8", "replace").decode("utf-8")
     text = _CONTROL.sub(" ", unicodedata.normalize("NFC", text))
     return _INVISIBLE.sub("", text).strip()
@@ -165,12 +178,7 @@ def _prepare(question: object, k: object, previous: object) -> tuple[str, str]:
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise QuestionError(f"k must be a whole number from 1 to {MAX_K}")
     question = clean_question(question)
-    if previous is not None:
-        if not isinstance(previous, str):
-            raise QuestionError("the previous question must be text")
-        # A blank previous question is no context; one too long is refused, as a question is.
-        previous = clean_question(previous, name="previous question") \
-            if cleaned(previous) else None
+    previous = clean_previous(previous)
     return question, contextualise(_plain(question), _plain(previous) if previous else None)
 
 

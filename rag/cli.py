@@ -170,7 +170,7 @@ def _run(args) -> int:
 
 
 def _ask(args, load_engine) -> int:
-    from .answer import MAX_K, ask, clean_question, cleaned
+    from .answer import MAX_K, ask, clean_previous, clean_question
     from .retrieve import select_sources
 
     # Usage is checked before anything loads: a batch would otherwise give each of its lines
@@ -181,8 +181,7 @@ def _ask(args, load_engine) -> int:
         if args.question is None:
             raise QuestionError("give a question, or --batch FILE")
         clean_question(args.question)  # fail fast, before loading the model
-        if args.previous is not None and cleaned(args.previous):  # blank: no context
-            clean_question(args.previous, name="previous question")
+        clean_previous(args.previous)
     else:
         if args.question is not None or args.previous is not None:
             raise QuestionError("--batch reads its questions from FILE: give no question and "

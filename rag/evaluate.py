@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .answer import ask, clean_question
+from .answer import ask, clean_previous, clean_question
 from .errors import InputFileError, QuestionError
 from .retrieve import Engine, search
 
@@ -86,13 +86,10 @@ def gold_problem(item) -> str | None:
     for key in ("lang", "previous", "source"):
         if item.get(key) is not None and not isinstance(item[key], str):
             return f'"{key}" must be a string'
-    previous = item.get("previous")
-    if previous:
-        try:
-            clean_question(previous, name="previous question")
-        except QuestionError as exc:
-            if "empty" not in str(exc):  # a blank previous question is no context, as in `ask`
-                return f'"previous" cannot be asked with: {exc}'
+    try:  # a blank previous question is no context, as in `ask`
+        clean_previous(item.get("previous"))
+    except QuestionError as exc:
+        return f'"previous" cannot be asked with: {exc}'
     for key in ("id", "lang"):  # the report prints them: no encoding writes a lone surrogate
         if not _encodable(item.get(key)):
             return f'"{key}" holds a lone surrogate (a \\ud800-\\udfff escape), not text'

@@ -36,7 +36,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .answer import INVISIBLE, MAX_K, MAX_QUESTION_CHARS, Answer, ask, ask_many, cleaned
+from .answer import INVISIBLE, MAX_K, MAX_QUESTION_CHARS, Answer, ask, ask_many
 from .answer import Request as Asked
 from .errors import QuestionError, RagError
 from .threads import named_pool
@@ -73,16 +73,14 @@ def _whole(value: object) -> object:
 
 
 def _within_limit(value: str) -> str:
-    """The limit counts characters as the library does, after NFC and without invisible
-    ones, so a question typed decomposed (as some systems paste it) is not refused here and
-    taken there."""
-    if len(cleaned(value)) > MAX_QUESTION_CHARS:
+    """Characters as sent, as the schema's `maxLength` and the library count them (a
+    "too long" error here, not pydantic's wording)."""
+    if len(value) > MAX_QUESTION_CHARS:
         raise PydanticCustomError("string_too_long", "too long", {"max_length": MAX_QUESTION_CHARS})
     return value
 
 
 Text = Annotated[StrictStr, BeforeValidator(_mend)]
-# The body limit (MAX_BODY) bounds the raw text; the schema states the limit the library counts.
 Question = Annotated[Text, AfterValidator(_within_limit)]
 Count = Annotated[StrictInt, BeforeValidator(_whole)]
 
@@ -95,8 +93,7 @@ class AskRequest(BaseModel):
                                description="at least one visible character: spaces, control "
                                            "and invisible characters alone make an empty "
                                            f"question; at most {MAX_QUESTION_CHARS} "
-                                           "characters once composed (NFC), invisible ones "
-                                           "not counted",
+                                           "characters",
                                json_schema_extra={"pattern": VISIBLE,
                                                   "maxLength": MAX_QUESTION_CHARS})
     k: Count = Field(3, ge=1, le=MAX_K, description="the most citations to give")
