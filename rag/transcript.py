@@ -116,6 +116,11 @@ def parse_transcript(raw: bytes | str, *, source: str = "<transcript>",
             continue
         opener = _opening(body)
         if opener is None:
+            header = _META.match(body)
+            if header and _DATE.fullmatch(header["date"]):  # two files run together
+                raise TranscriptFormatError(
+                    "a second `date` header: a file holds one interview; put this one in a "
+                    "file of its own", lineno, source)
             if pending is not None:
                 raise TranscriptFormatError(
                     f"expected a quoted answer to the question on line {pending[3]}, "

@@ -77,6 +77,17 @@ def test_malformed_transcripts_name_the_line(text, line):
     assert "bad.txt" in str(err.value)
 
 
+def test_two_interviews_run_together_are_refused_at_the_second_header():
+    """Two files concatenated would otherwise give the second header as a question of the
+    first interview, under the first one's date and outlet."""
+    with pytest.raises(TranscriptFormatError, match="second `date` header") as err:
+        parse_transcript((GOOD + "\n" + GOOD).encode(), source="bad.txt")
+    assert err.value.line == GOOD.count("\n") + 2
+    # a question that merely starts with the word is a question
+    t = parse_transcript(GOOD + "\ndate de la visite : quand ?\n\n\"Demain.\"\n")
+    assert t.turns[-1].question == "date de la visite : quand ?"
+
+
 def test_invalid_utf8_and_nul_are_format_errors():
     with pytest.raises(TranscriptFormatError, match="UTF-8"):
         parse_transcript(GOOD.encode() + b"\xff\xfe")
