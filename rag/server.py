@@ -24,16 +24,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
     StrictStr,
+    StringConstraints,
     create_model,
 )
-from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .answer import INVISIBLE, MAX_K, MAX_QUESTION_CHARS, Answer, ask, ask_many
@@ -72,16 +71,9 @@ def _whole(value: object) -> object:
     return value
 
 
-def _within_limit(value: str) -> str:
-    """Characters as sent, as the schema's `maxLength` and the library count them (a
-    "too long" error here, not pydantic's wording)."""
-    if len(value) > MAX_QUESTION_CHARS:
-        raise PydanticCustomError("string_too_long", "too long", {"max_length": MAX_QUESTION_CHARS})
-    return value
-
-
 Text = Annotated[StrictStr, BeforeValidator(_mend)]
-Question = Annotated[Text, AfterValidator(_within_limit)]
+# Characters as sent, as JSON Schema's `maxLength` and the library's limit count them.
+Question = Annotated[Text, StringConstraints(max_length=MAX_QUESTION_CHARS)]
 Count = Annotated[StrictInt, BeforeValidator(_whole)]
 
 
@@ -94,11 +86,10 @@ class AskRequest(BaseModel):
                                            "and invisible characters alone make an empty "
                                            f"question; at most {MAX_QUESTION_CHARS} "
                                            "characters",
-                               json_schema_extra={"pattern": VISIBLE,
-                                                  "maxLength": MAX_QUESTION_CHARS})
+                               json_schema_extra={"pattern": VISIBLE})
     k: Count = Field(3, ge=1, le=MAX_K, description="the most citations to give")
     previous: Question | None = Field(
-        None, json_schema_extra={"maxLength": MAX_QUESTION_CHARS},
+        None,
         description="the conversation's previous question, for an elliptic follow-up")
 
 
@@ -122,7 +113,7 @@ def batch_request(asked: type[AskRequest]) -> type[BaseModel]:
     item = create_model(
         "BatchQuestion", __base__=asked, __doc__="One question of a batch, as `/api/ask` takes it.",
         question=(Question, Field(
-            min_length=1, json_schema_extra={"maxLength": MAX_QUESTION_CHARS},
+            min_length=1,
             description="a question; one with no visible character (spaces, control and "
                         "invisible characters alone) gets its own error in its place among "
                         "the answers")))
@@ -488,8 +479,6 @@ def _describe(problem: dict) -> str:
         return f"{where} must be {wanted}"
     if kind == "string_too_short":
         return f"{where} is empty"
-    if kind == "string_too_long":
-        return f"{where} is too long (the limit is {MAX_QUESTION_CHARS} characters)"
     if kind in ("greater_than_equal", "less_than_equal"):
         return f"{where} must be from 1 to {MAX_K}"
     if kind == "literal_error":
