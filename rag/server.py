@@ -10,6 +10,7 @@ import asyncio
 import errno
 import gc
 import importlib.util
+import re
 import socket
 import sys
 import threading
@@ -312,10 +313,11 @@ def create_app(engine: Engine, *, transcripts: Mapping[str, Transcript] | None =
     _add_routes(app, engine, answer, transcripts)
     # Added even with no origins: Gradio then leaves CORS to it, instead of letting other
     # localhost pages (or, under any other host name, every page) read the UI's routes.
-    app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
+    app.add_middleware(JsonCORS, allow_origins=origins, allow_methods=["GET", "POST"],
                        allow_headers=["Content-Type"])
     app.add_middleware(SecurityHeaders, frame_ancestors=origins)
     app.add_middleware(BodyLimit, api_limit=MAX_BODY, limit=MAX_UI_BODY)
+    app.add_middleware(MergeSlashes)
     if ui:
         module = load_ui()  # first: it sets gradio's environment before gradio loads
         import gradio as gr
@@ -559,6 +561,42 @@ async def _refuse(send, status: int, message: str) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": response.raw_headers})
     await send({"type": "http.response.body", "body": response.body})
+
+
+class JsonCORS(CORSMiddleware):
+    """CORS whose refused preflight is a JSON error, like every other refusal of the API, and
+    says what to change."""
+
+    def preflight_response(self, request_headers):
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        # Starlette's body names what failed: "Disallowed CORS origin, method, headers".
+        failed = response.body.decode("latin-1").removeprefix("Disallowed CORS ").strip()
+        headers = {k: v for k, v in response.headers.items()
+                   if k.lower() not in ("content-length", "content-type")}
+        return JSONResponse({"error": f"cross-origin request refused (not allowed: {failed}); "
+                                      "the origins that may call the API are set with "
+                                      "--cors-origins"}, status_code=400, headers=headers)
+
+
+class MergeSlashes:
+    """`//api/ask` is `/api/ask`, as most web servers read it, so that a client joining a base
+    address ending in `/` with a path starting with one still reaches the API."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket") and "//" in scope["path"]:
+            path = _SLASHES.sub("/", scope["path"])
+            raw = _SLASHES_RAW.sub(b"/", scope.get("raw_path") or path.encode("utf-8"))
+            scope = {**scope, "path": path, "raw_path": raw}
+        await self.app(scope, receive, send)
+
+
+_SLASHES = re.compile(r"/{2,}")
+_SLASHES_RAW = re.compile(rb"/{2,}")
 
 
 class SecurityHeaders:

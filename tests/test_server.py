@@ -313,6 +313,35 @@ def test_cors_only_for_configured_origins(server):
     assert "access-control-allow-origin" not in r.headers
 
 
+@pytest.mark.parametrize("origin,method,refused", [
+    ("http://evil.example", "POST", "origin"),
+    (ALLOWED, "DELETE", "method"),
+    ("http://evil.example", "PUT", "origin, method"),
+])
+def test_a_refused_preflight_is_a_json_error(server, origin, method, refused):
+    """A browser's preflight from an origin (or for a method) not allowed is refused like any
+    other API request: JSON, naming what was refused and the option that allows it."""
+    r = httpx.options(f"{server}/api/ask", headers={
+        "origin": origin, "access-control-request-method": method})
+    assert r.status_code == 400
+    assert r.headers["content-type"] == "application/json"
+    assert ("access-control-allow-origin" in r.headers) == (origin == ALLOWED)
+    error = r.json()["error"]
+    assert f"(not allowed: {refused})" in error and "--cors-origins" in error
+
+
+@pytest.mark.parametrize("path", ["//api/ask", "/api//ask", "///api///ask"])
+def test_doubled_slashes_reach_the_api(server, path):
+    """A client that joins a base address ending in / with a path starting with one."""
+    r = httpx.post(f"{server}{path}", json={"question": "Que dit Blinken du Sahel ?"},
+                   timeout=60)
+    assert r.status_code == 200
+    assert r.json() == ask(server, {"question": "Que dit Blinken du Sahel ?"}).json()
+    assert httpx.get(f"{server}//api//health").json()["status"] == "ready"
+    r = httpx.get(f"{server}//api//nothing")
+    assert r.status_code == 404 and r.json() == {"error": "not found"}
+
+
 def test_only_configured_origins_may_frame_the_app(server):
     for path in ("/", "/api/health"):
         r = httpx.get(f"{server}{path}")
