@@ -143,6 +143,18 @@ HEAD = """
     if (button) { event.preventDefault(); copy(button.dataset.ref, button); }
   });
   window.ragReveal = reveal;
+  // The question box takes the focus without the page scrolling to it: on a phone it sits
+  // below the chat, and the page should open at its top, under the title.
+  function focusBox() {
+    const box = document.querySelector("#question textarea");
+    if (!box) return false;
+    if (!document.activeElement || document.activeElement === document.body) {
+      box.focus({preventScroll: true});
+    }
+    return true;
+  }
+  const waiting = new MutationObserver(() => { if (focusBox()) waiting.disconnect(); });
+  waiting.observe(document.documentElement, {childList: true, subtree: true});
 })();
 </script>
 """
@@ -242,7 +254,7 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
                 with gr.Row():
                     box = gr.Textbox(label="Question", elem_id="question", scale=5,
                                      placeholder="Posez une question / Ask a question",
-                                     max_lines=4, max_length=1000, autofocus=True)
+                                     max_lines=4, max_length=1000)
                     send = gr.Button("Ask / Demander", variant="primary", scale=1,
                                      elem_id="ask-button")
                 # Shown when there is a choice: none selected asks every transcript.

@@ -212,6 +212,24 @@ def test_answer_stays_in_view_and_the_panel_shows_citation_one(browser, app_url,
         context.close()
 
 
+@pytest.mark.parametrize("width,height", [(375, 667), (1280, 800)])
+def test_the_page_opens_at_its_top_ready_for_a_question(browser, app_url, width, height):
+    """The question box has the focus, so a reader can type at once, and the page is not
+    scrolled to it: on a phone that would open the page past its title and the chat."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        page.goto(app_url + "/")
+        page.wait_for_function(
+            "() => document.activeElement === document.querySelector('#question textarea')")
+        assert page.evaluate("() => window.scrollY") == 0
+        page.keyboard.type("Sahel")
+        assert page.locator("#question textarea").input_value() == "Sahel"
+    finally:
+        context.close()
+
+
 IN_WINDOW = """selector => { const r = document.querySelector(selector).getBoundingClientRect();
     return r.bottom > 0 && r.top < window.innerHeight; }"""
 
