@@ -292,13 +292,16 @@ def plain(text: str) -> str:
     text = _INDENT.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = _MARKUP_CHARS.sub(r"\\\g<0>", text)
     text = _LIST_MARKER.sub(lambda m: f"{m[0][:-1]}\\{m[0][-1]}", text)
-    return _WWW.sub(r"\1\\.", text)
+    text = _WWW.sub(r"\1\\.", text)
+    # The chat's renderer swaps "%%%LATEX_BLOCK_0%%%" for maths it set aside, even unescaped.
+    return _PERCENTS.sub(lambda m: "&#37;" * len(m[0]), text)
 
 
 _INDENT = re.compile(r"^[ \t]+", re.MULTILINE)  # would make a code block; HTML drops it anyway
 _MARKUP_CHARS = re.compile(r"[\\`*_\[\]#|~<>&$=+:@]")  # (`:` and `@` make bare links)
 _LIST_MARKER = re.compile(r"^(?:\d{1,9}[.)]|-)", re.MULTILINE)
 _WWW = re.compile(r"(www)\.", re.IGNORECASE)
+_PERCENTS = re.compile(r"%{3,}")
 
 
 def stream_message(answer: Answer) -> Iterator[str]:

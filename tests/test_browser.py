@@ -298,7 +298,7 @@ MARKUP = ("$$x^2$$ Sahel http://evil.example/ www.evil.example mail@evil.example
           "- item\n+ plus\n* star\n1. one\n2) two\n# heading\n> quoted\n"
           "Sahel\n===\n---\n| a | b |\n|---|---|\n    indented\n"
           "**bold** _em_ ~~struck~~ `code` [link](http://evil.example/) ![i](x.png) "
-          "<b>tag</b> &amp; \\* $y$ Sahel")
+          "<b>tag</b> &amp; \\* $y$ %%%LATEX_BLOCK_0%%% %%%CODE_BLOCK_0%%% 50 % Sahel")
 MARKUP_TAGS = "a, img, ul, ol, li, h1, h2, h3, h4, h5, h6, blockquote, pre, code, em, strong, " \
     "del, s, b, hr, table, .katex, math"
 
