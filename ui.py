@@ -81,8 +81,16 @@ EXAMPLES = [
 ]
 STREAM_PAUSE = 0.04  # seconds between streamed quotes: enough for the eye to follow
 
+# The primary button and the subdued text (hints, the footer) a shade darker than the default,
+# so that they meet WCAG AA's contrast (4.5:1) as well as the rest of the text.
 THEME = gr.themes.Default(font=["system-ui", "sans-serif"],
-                          font_mono=["ui-monospace", "monospace"])
+                          font_mono=["ui-monospace", "monospace"]).set(
+    body_text_color_subdued="*neutral_600",
+    body_text_color_subdued_dark="*neutral_400",
+    button_primary_background_fill="*primary_700",
+    button_primary_background_fill_hover="*primary_800",
+    button_primary_background_fill_dark="*primary_700",
+    button_primary_background_fill_hover_dark="*primary_800")
 
 CSS = """
 #transcript-panel .transcript-scroll { max-height: 75vh; overflow-y: auto; padding: 0 12px;
@@ -182,7 +190,9 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
     anchors = {name: f"t{i}" for i, name in enumerate(sorted(transcripts))}
 
     def render_transcripts(cited: list[Citation]) -> str:
-        return '<div class="transcript-scroll">' + "".join(
+        # Focusable and named, so a keyboard or screen-reader user can scroll it too.
+        return ('<div class="transcript-scroll" tabindex="0" role="region" '
+                'aria-label="Transcript / Transcription">') + "".join(
             render_transcript(t, anchors[name], passages.get(name, []), cited)
             for name, t in sorted(transcripts.items())) + "</div>"
 
@@ -240,7 +250,7 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
             raise gr.Error(str(exc), print_exception=False) from None
 
     with gr.Blocks(title="Interview answers", analytics_enabled=False) as demo:
-        gr.Markdown("## Interroger l'entretien / Ask the interview\n"
+        gr.Markdown("# Interroger l'entretien / Ask the interview\n"
                     "Answers are verbatim quotes from the transcript, each with its citation. "
                     "Les réponses sont des citations exactes de l'entretien.")
         asked = gr.State([])
@@ -265,7 +275,7 @@ def build_ui(engine, *, transcripts: Mapping[str, Transcript], ask: Ask | None =
                 gr.Examples(EXAMPLES, inputs=[box], label="Examples / Exemples")
                 cards = gr.HTML("", elem_id="citations", js_on_load=None)
             with gr.Column(scale=2):
-                gr.Markdown("### Transcript / Transcription")
+                gr.Markdown("## Transcript / Transcription")
                 panel = gr.HTML(render_transcripts([]), elem_id="transcript-panel",
                                 js_on_load=None)
         outputs = [box, chat, cards, panel, asked]

@@ -230,6 +230,46 @@ def test_the_page_opens_at_its_top_ready_for_a_question(browser, app_url, width,
         context.close()
 
 
+@pytest.mark.parametrize("width,theme,question", [
+    (1280, "light", None),
+    (1280, "light", "Que dit Blinken du Sahel ?"),
+    (1280, "light", "What did Blinken say about the Olympic Games?"),  # abstains
+    (1280, "dark", "Que dit Blinken du Sahel ?"),
+    (375, "light", "Did France feel betrayed?"),
+])
+def test_no_accessibility_violations(browser, app_url, width, theme, question):
+    """axe-core, the accessibility engine browsers' audit tools use, finds nothing on the page
+    before and after an answer or an abstention, in light and dark mode, on a phone: contrast,
+    headings, names, keyboard access to the scrolling transcript."""
+    context = browser.new_context(viewport={"width": width, "height": 900},
+                                  color_scheme=theme)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT)
+        page.goto(app_url + f"/?__theme={theme}")
+        page.locator("#question textarea").wait_for()
+        if question:
+            page.locator("#question textarea").fill(question)
+            page.click("#ask-button")
+            page.wait_for_selector("#citations .cite-card")
+        assert not accessibility_problems(page)
+    finally:
+        context.close()
+
+
+def accessibility_problems(page) -> list:
+    """What axe-core finds wrong on the page, once any loading indicator has faded out."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    for _ in range(10):
+        found = Axe().run(page).response["violations"]
+        if not found:
+            return []
+        page.wait_for_timeout(1000)
+    return [(v["id"], v["impact"], [(n["target"], n["failureSummary"]) for n in v["nodes"][:3]])
+            for v in found]
+
+
 IN_WINDOW = """selector => { const r = document.querySelector(selector).getBoundingClientRect();
     return r.bottom > 0 && r.top < window.innerHeight; }"""
 
@@ -391,6 +431,7 @@ def test_choosing_the_transcripts_to_ask(browser, two_engine):
             page.wait_for_selector("#citations .cite-card")
             assert "The interview does not address this" in page.inner_text("#chat")
             assert "Antony Blinken · France 2 · 2021-10" in page.inner_text("#sources")
+            assert not accessibility_problems(page)  # with the choice of transcripts shown
             attack = "<img src=x onerror=alert(1)>"  # a link naming no transcript, as HTML
             page.goto(f"{url}/?q=Sahel&source={quote(attack)}")
             page.wait_for_function("() => (document.querySelector('#chat') || {}).innerText"
