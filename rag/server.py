@@ -582,16 +582,20 @@ class JsonCORS(CORSMiddleware):
 
 class MergeSlashes:
     """`//api/ask` is `/api/ask`, as most web servers read it, so that a client joining a base
-    address ending in `/` with a path starting with one still reaches the API."""
+    address ending in `/` with a path starting with one still reaches the API. Only API paths:
+    the UI's routes are Gradio's, some of which carry a URL (`proxy=https://…`)."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] in ("http", "websocket") and "//" in scope["path"]:
+        if scope["type"] == "http" and "//" in scope["path"]:
             path = _SLASHES.sub("/", scope["path"])
-            raw = _SLASHES_RAW.sub(b"/", scope.get("raw_path") or path.encode("utf-8"))
-            scope = {**scope, "path": path, "raw_path": raw}
+            root = scope.get("root_path", "").rstrip("/")
+            route = path[len(root):] if root and path.startswith(root + "/") else path
+            if route == "/api" or route.startswith("/api/"):
+                raw = _SLASHES_RAW.sub(b"/", scope.get("raw_path") or path.encode("utf-8"))
+                scope = {**scope, "path": path, "raw_path": raw}
         await self.app(scope, receive, send)
 
 
