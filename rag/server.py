@@ -10,6 +10,7 @@ import asyncio
 import errno
 import gc
 import importlib.util
+import json
 import re
 import socket
 import sys
@@ -313,8 +314,9 @@ def create_app(engine: Engine, *, transcripts: Mapping[str, Transcript] | None =
     _add_routes(app, engine, answer, transcripts)
     # Added even with no origins: Gradio then leaves CORS to it, instead of letting other
     # localhost pages (or, under any other host name, every page) read the UI's routes.
-    app.add_middleware(JsonCORS, allow_origins=origins, allow_methods=["GET", "POST"],
+    app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
                        allow_headers=["Content-Type"])
+    app.add_middleware(JsonPreflightRefusal)
     app.add_middleware(SecurityHeaders, frame_ancestors=origins)
     app.add_middleware(BodyLimit, api_limit=MAX_BODY, limit=MAX_UI_BODY)
     app.add_middleware(MergeSlashes)
@@ -563,21 +565,43 @@ async def _refuse(send, status: int, message: str) -> None:
     await send({"type": "http.response.body", "body": response.body})
 
 
-class JsonCORS(CORSMiddleware):
-    """CORS whose refused preflight is a JSON error, like every other refusal of the API, and
-    says what to change."""
+class JsonPreflightRefusal:
+    """A refused CORS preflight as a JSON error, like every other refusal of the API, saying
+    what to change. Beside Starlette's own `CORSMiddleware`, not a subclass: Gradio leaves CORS
+    to the app only when it finds that exact class."""
 
-    def preflight_response(self, request_headers):
-        response = super().preflight_response(request_headers)
-        if response.status_code != 400:
-            return response
-        # Starlette's body names what failed: "Disallowed CORS origin, method, headers".
-        failed = response.body.decode("latin-1").removeprefix("Disallowed CORS ").strip()
-        headers = {k: v for k, v in response.headers.items()
-                   if k.lower() not in ("content-length", "content-type")}
-        return JSONResponse({"error": f"cross-origin request refused (not allowed: {failed}); "
-                                      "the origins that may call the API are set with "
-                                      "--cors-origins"}, status_code=400, headers=headers)
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        headers = dict(scope.get("headers") or ()) if scope["type"] == "http" else {}
+        if (scope.get("method") != "OPTIONS" or b"origin" not in headers
+                or b"access-control-request-method" not in headers):
+            return await self.app(scope, receive, send)
+        start: dict = {}
+
+        async def as_json(message):
+            nonlocal start
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                start = message
+                return
+            if start and message["type"] == "http.response.body":
+                # Starlette's body names what failed: "Disallowed CORS origin, method, headers".
+                failed = message.get("body", b"").decode("latin-1")
+                failed = failed.removeprefix("Disallowed CORS ").strip()
+                body = json.dumps({"error": f"cross-origin request refused (not allowed: "
+                                            f"{failed}); the origins that may call the API "
+                                            "are set with --cors-origins"}).encode()
+                kept = [(k, v) for k, v in start.get("headers", [])
+                        if k.lower() not in (b"content-length", b"content-type")]
+                await send({**start, "headers": kept + [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await send(message)
+
+        await self.app(scope, receive, as_json)
 
 
 class MergeSlashes:
