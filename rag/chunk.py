@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from .lexical import nfc
+
 # A sentence ends at . ! ? … followed by space and something that starts a sentence.
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"»”)]?\s+(?=[\"«“(]?[A-ZÀ-ÖØ-Þ0-9])")
 _CLAUSE = re.compile(r"(?<=[:;])\s+|(?<=,)\s+(?=(?:mais|et puis|but|and then)\b)")
@@ -34,8 +36,9 @@ def chunk_span(text: str, start: int, end: int, *, max_chars: int = 320,
         pieces.extend(_cut_long(text, a, b, max_chars))
     merged: list[tuple[int, int]] = []
     for a, b in pieces:
-        if merged and (b - a < min_chars or merged[-1][1] - merged[-1][0] < min_chars) \
-                and b - merged[-1][0] <= max_chars:
+        if merged and (_size(text, a, b) < min_chars
+                       or _size(text, *merged[-1]) < min_chars) \
+                and _size(text, merged[-1][0], b) <= max_chars:
             merged[-1] = (merged[-1][0], b)
         else:
             merged.append((a, b))
@@ -59,14 +62,21 @@ def clause_spans(text: str, start: int, end: int, *, min_words: int = 3) -> list
     return [(a, b) for a, b in spans if len(text[a:b].split()) >= min_words]
 
 
+def _size(text: str, a: int, b: int) -> int:
+    """Characters in text[a:b] as read, accents composed: a transcript saved decomposed is cut
+    into the same passages as the same words composed."""
+    return len(nfc(text[a:b]))
+
+
 def _cut_long(text: str, a: int, b: int, max_chars: int) -> list[tuple[int, int]]:
-    if b - a <= max_chars:
+    if _size(text, a, b) <= max_chars:
         return [(a, b)]
     cuts = [m for m in _CLAUSE.finditer(text, a, b)]
     out = []
     cursor = a
     for m in cuts:
-        if m.start() - cursor >= max_chars // 3 and b - m.end() >= max_chars // 3:
+        if _size(text, cursor, m.start()) >= max_chars // 3 \
+                and _size(text, m.end(), b) >= max_chars // 3:
             out.append(_trim(text, cursor, m.start()))
             cursor = m.end()
     out.append(_trim(text, cursor, b))

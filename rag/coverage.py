@@ -21,7 +21,7 @@ import numpy as np
 
 from .corpus import Corpus
 from .embed import Embedder
-from .lexical import ELISION, STOP_WORDS, WORD, fold
+from .lexical import ELISION, STOP_WORDS, WORD, fold, nfc
 
 # Words with vectors: the corpus's most widespread ones. A corpus of a million passages has
 # far more distinct words; past this many, a question's word is matched against these only
@@ -32,7 +32,7 @@ CACHE_LIMIT = 10_000  # words of past questions whose vectors are kept: at most 
 
 def content_words(text: str) -> list[str]:
     """Lower-cased words of three letters or more, elisions split, stop words and numbers out."""
-    text = ELISION.sub(" ", text.lower())
+    text = ELISION.sub(" ", nfc(text).lower())
     return [w for w in WORD.findall(text)
             if len(w) > 2 and w not in STOP_WORDS and not w.isdigit()]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .lexical import ELISION
+from .lexical import ELISION, nfc
 
 _FRENCH_HINT = re.compile(
     r"[àâçéèêëîïôûùüÿœ]"
@@ -31,5 +31,6 @@ _ENGLISH_HINT = re.compile(
 
 def language(text: str) -> str:
     """'fr' or 'en'; a text with no telltale word, or as many of each, counts as French."""
+    text = nfc(text)
     french = len(_FRENCH_HINT.findall(text)) + len(ELISION.findall(text))
     return "fr" if french >= len(_ENGLISH_HINT.findall(text)) else "en"

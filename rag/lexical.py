@@ -47,6 +47,13 @@ all each other more most no nor own same too s t don now
 """.split())
 
 
+def nfc(text: str) -> str:
+    """`text` with its accents composed: a transcript saved decomposed (`e` + U+0301, as some
+    systems write files) would otherwise break its words at every accent for `\\w`. Only what
+    is read is composed; citations keep the file's own characters and offsets."""
+    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+
+
 def fold(word: str) -> str:
     """The word without its accents: capitals often lose theirs in French (`Etats`)."""
     return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
@@ -58,7 +65,7 @@ _NAME = re.compile(r"\w[\w'’-]*")
 def names(text: str) -> list[str]:
     """The names a question gives: its capitalised words past the first, read past elision
     (`l'Ukraine` names Ukraine), of three letters or more."""
-    words = [ELISION.sub("", w) for w in _NAME.findall(text)]
+    words = [ELISION.sub("", w) for w in _NAME.findall(nfc(text))]
     return [w for w in words[1:] if w[:1].isupper() and len(w) > 2]
 
 
@@ -72,7 +79,7 @@ def _term(word: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Index terms of a text: lower-cased, elisions split, stop words out, folded, cut."""
-    text = ELISION.sub(" ", text.lower())
+    text = ELISION.sub(" ", nfc(text).lower())
     return [_term(w) for w in WORD.findall(text) if w not in STOP_WORDS and not w.isdigit()
             or (w.isdigit() and len(w) == 4)]
 
@@ -82,7 +89,7 @@ GRAM = 4
 
 def char_grams(text: str) -> list[str]:
     """Folded character 4-grams of each content word (a shorter word stays whole)."""
-    text = ELISION.sub(" ", text.lower())
+    text = ELISION.sub(" ", nfc(text).lower())
     return [g for w in WORD.findall(text) if w not in STOP_WORDS and not w.isdigit()
             for g in _grams(w)]
 

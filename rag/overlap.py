@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lexical import ELISION, STOP_WORDS, WORD, fold, names
+from .lexical import ELISION, STOP_WORDS, WORD, fold, names, nfc
 
 SIGNALS = ("words", "names", "numbers", "phrase")
 PHRASE = 5  # the longest run of the question's words looked for, in words
@@ -36,7 +36,8 @@ class QueryTerms:
 def spelling(text: str) -> str:
     """Lower-cased, accent-folded words between single spaces, with a space at each end, so
     that `f" {word} " in spelling(text)` asks for a whole word and a run of words alike."""
-    return " " + " ".join(fold(w) for w in WORD.findall(ELISION.sub(" ", text.lower()))) + " "
+    words = WORD.findall(ELISION.sub(" ", nfc(text).lower()))
+    return " " + " ".join(fold(w) for w in words) + " "
 
 
 def query_terms(query: str, idf: Callable[[str], float],

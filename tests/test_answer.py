@@ -150,3 +150,39 @@ def test_ask_many_answers_as_ask_does(engine):
             continue
         expected = ask(engine, request.question, k=request.k, previous=request.previous)
         assert answer.to_dict() == expected.to_dict()
+
+
+def test_a_transcript_saved_decomposed_gives_the_same_answers(tmp_path, engine, embedders):
+    """Some systems save accents decomposed (`e` + U+0301), some add a byte-order mark and
+    CRLF line ends. Such a file is cut into the same passages and gives the same answers as
+    the same words composed, and its citations are its own characters at its own offsets."""
+    import unicodedata
+
+    from rag import build
+    from rag.retrieve import open_engine
+
+    from .conftest import TRANSCRIPT
+
+    composed = TRANSCRIPT.read_text(encoding="utf-8")
+    (tmp_path / "data").mkdir()
+    saved = tmp_path / "data" / TRANSCRIPT.name
+    saved.write_text("\ufeff" + unicodedata.normalize("NFD", composed).replace("\n", "\r\n"),
+                     encoding="utf-8", newline="")
+    other = open_engine(build(tmp_path / "index", root=tmp_path, embedders=dict(embedders)),
+                        embedders=dict(embedders))
+    assert len(other.index.corpus.passages) == len(engine.index.corpus.passages)
+    with saved.open(encoding="utf-8", newline="") as file:  # the file as decoded, unchanged
+        text = file.read()
+    assert text != composed  # decomposed indeed
+    questions = [g["question"] for g in read_gold(GOLD) if not g.get("previous")]
+    assert len(questions) > 100
+
+    def seen(answer):
+        return answer.abstained, [(unicodedata.normalize("NFC", c.text), c.answer)
+                                  for c in answer.citations + answer.closest]
+
+    for question in questions:
+        answer = ask(other, question)
+        assert seen(answer) == seen(ask(engine, question)), question
+        for c in answer.citations + answer.closest:
+            assert text[c.start:c.end] == c.text
