@@ -63,9 +63,10 @@ def clause_spans(text: str, start: int, end: int, *, min_words: int = 3) -> list
 
 
 def _size(text: str, a: int, b: int) -> int:
-    """Characters in text[a:b] as read, accents composed: a transcript saved decomposed is cut
-    into the same passages as the same words composed."""
-    return len(nfc(text[a:b]))
+    """Characters in text[a:b] as read, accents composed and each run of spaces one: a
+    transcript saved decomposed, or with doubled spaces, is cut into the same passages as the
+    same words written plainly."""
+    return len(" ".join(nfc(text[a:b]).split()))
 
 
 def _cut_long(text: str, a: int, b: int, max_chars: int) -> list[tuple[int, int]]:
