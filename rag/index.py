@@ -35,9 +35,11 @@ from .embed import (
     pooled_mean,
 )
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, IndexWriteError
+from .lexical import as_read
 from .transcript import read_transcript
 
-FORMAT_VERSION = 4
+# 5: texts are embedded as read (`lexical.as_read`), passages measured as read (`chunk`)
+FORMAT_VERSION = 5
 FLAT_LIMIT = 20_000  # above this many passages, an HNSW graph replaces exact search
 HNSW_M, HNSW_EF_CONSTRUCTION = 32, 80
 # Search depth by corpus size, chosen on what a question gets back: in bench/scale.py the whole
@@ -159,6 +161,7 @@ def embed_corpus(corpus: Corpus, embedder: Embedder,
     vector pools its passages' tokens, and a pair's pools its question's and passage's, which
     costs nothing more and covers answers longer than the model's window whole.
     """
+    embedder = AsRead(embedder)
     if getattr(embedder, "poolable", False):
         vectors = _pooled_vectors(corpus, embedder, progress)
     else:
@@ -175,6 +178,22 @@ def embed_corpus(corpus: Corpus, embedder: Embedder,
             vectors.words = np.concatenate(parts).astype(np.float16)
     vectors.faiss_index = make_faiss_index(vectors.passages)
     return vectors
+
+
+@dataclass(frozen=True)
+class AsRead:
+    """An embedder given every text as the encoders should read it (`lexical.as_read`)."""
+
+    inner: Embedder
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+    def embed_batch(self, texts: list[str]):
+        return self.inner.embed_batch([as_read(t) for t in texts])
+
+    def embed_pooled(self, texts: list[str]):
+        return self.inner.embed_pooled([as_read(t) for t in texts])
 
 
 def _in_steps(embed: Callable[[list[str]], object], texts: list[str],

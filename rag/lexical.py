@@ -54,6 +54,21 @@ def nfc(text: str) -> str:
     return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
 
 
+# ’ ‘ ʼ ＇: what phones and word processors type for an apostrophe.
+_APOSTROPHES = str.maketrans(dict.fromkeys("\u2019\u2018\u02bc\uff07", "'"))
+
+
+def as_read(text: str) -> str:
+    """The text as the encoders are given it, in Unicode's compatibility form (accents
+    composed; ligatures, full-width letters and non-breaking spaces as plain ones) with plain
+    apostrophes. A phone types `qu’a` where a keyboard types `qu'a`, text copied from a PDF
+    has `ﬁ` for `fi`, and the models read each pair differently; the same question, or
+    transcript, should give the same answers either way."""
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    return text.translate(_APOSTROPHES)
+
+
 def fold(word: str) -> str:
     """The word without its accents: capitals often lose theirs in French (`Etats`)."""
     return "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
