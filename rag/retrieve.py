@@ -28,6 +28,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from .casing import casing_of, recase
 from .corpus import Document, Passage
 from .coverage import Coverage, content_words, corpus_words
 from .embed import DEFAULT_BACKEND, MULTILINGUAL_MODEL, Embedder, load_embedder
@@ -163,6 +164,9 @@ class Engine:
                             texts_language(corpus.texts.values()))
         self._selections: dict[frozenset[int], Selection] = {}
         self._spellings: dict[int, str] = {}
+        self._casing = casing_of([*(p.text for p in corpus.passages),
+                                  *{d.question for d in corpus.documents if d.question}],
+                                 {d.speaker for d in corpus.documents if d.speaker})
 
 
 def titled(engine: Engine) -> BM25:
@@ -296,7 +300,7 @@ def embed_queries(engine: Engine, queries: list[str]) -> list[dict[str, np.ndarr
     vector for yet, in the same batch (one call costs more than a few words more).
     """
     names = list(engine.embedders)
-    texts = [as_read(q) for q in queries]
+    texts = [as_read(recase(q, engine._casing)) for q in queries]
     words = engine._coverage.missing(texts)
 
     def run(name):
@@ -402,6 +406,7 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
     table of their own.
     """
     bm25, ignore = engine._bm25, engine._speaker_terms
+    query = recase(query, engine._casing)
     if qvecs is None:
         qvecs = embed_queries(engine, [query])[0]
     # every passage's lexical score: its best passages join the candidates
@@ -468,6 +473,7 @@ def query_features(engine: Engine, query: str, scope: Scope | None = None) -> di
     may cite (`select_sources`), by default all of them.
     """
     scope = scope or engine._scope
+    query = recase(query, engine._casing)
     named = names(query)
     missing = [w for w in named if not set(tokenize(w)) & scope.vocabulary]
     terms = tokenize(query)

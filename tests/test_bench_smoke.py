@@ -176,3 +176,14 @@ def test_separability_prints_signal_and_rule_areas():
     for rule in report["rules"]:
         assert in_unit_range(rule, ("auc", "auc_fit"))
     assert in_unit_range(report["half_joined"], report["half_joined"])
+
+
+def test_typing_variants_counts_right_and_same_answers(tmp_path):
+    out = run_bench("typing_variants.py", [str(ROOT / "tests" / "gold-unseen.jsonl")], tmp_path)
+    result = out["gold-unseen.jsonl"]
+    rows = result["variants"]
+    assert set(rows) == {"as written", "lower case", "capitals", "no accents",
+                         "phone apostrophes", "decomposed accents"}
+    assert rows["as written"]["same_as_written"] == result["questions"] == 40
+    assert all(0 <= row["right"] <= 40 and 0 <= row["same_as_written"] <= 40
+               for row in rows.values())

@@ -1,0 +1,67 @@
+"""Read a question with the capitals the transcripts give its words.
+
+People type questions in lower case ("que dit blinken du sahel"), or in capitals, as into a
+search box. The multilingual encoder is case-sensitive and the abstention rule reads names by
+their capitals, so the same question typed three ways got three different answers. The
+transcripts say how each word is written: a word they capitalise inside a sentence
+("Sahel", "Blinken", "OTAN") is a name, and a question's lower-case spelling of it is read
+with its capitals; a question typed all in capitals is read in lower case first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .lexical import nfc
+
+_WORD = re.compile(r"[^\W\d_]+")
+# The first word of a sentence: after the text's start or . ! ? …, past spaces, quotes,
+# brackets and dashes.
+_FIRST = re.compile(r"(?:^|[.!?…])[\s\"'«»“”‘’()\[\]\-–—]*([^\W\d_]+)")
+
+
+@dataclass(frozen=True)
+class Casing:
+    """The written form of each word the transcripts capitalise inside sentences more often
+    than not, by its lower-case spelling."""
+
+    forms: Mapping[str, str] = field(default_factory=dict)
+
+
+def casing_of(texts: Iterable[str], names: Iterable[str] = ()) -> Casing:
+    """Count how the texts write each word, leaving out the first word of each sentence,
+    whose capital says nothing; every word of `names` (the speakers') counts."""
+    written: Counter[str] = Counter()
+    for text in texts:
+        text = nfc(text)
+        written.update(_WORD.findall(text))
+        written.subtract(_FIRST.findall(text))
+    for name in names:
+        written.update(_WORD.findall(nfc(name)))
+    best: dict[str, tuple[int, str]] = {}
+    for word, count in written.items():
+        lower = word.lower()
+        if word != lower and count > max(written.get(lower, 0), best.get(lower, (0, ""))[0]):
+            best[lower] = (count, word)
+    return Casing({lower: word for lower, (_, word) in best.items()})
+
+
+def recase(question: str, casing: Casing) -> str:
+    """The question with the transcripts' capitals on the words it types in lower case, and
+    on its first letter; a question of three words or more typed all in capitals is lowered
+    first."""
+    words = _WORD.findall(question)
+    # Three words or more: one or two in capitals may be an acronym ("AUKUS", "NATO budget").
+    shouting = len(words) >= 3 and not any(c.islower() for w in words for c in w)
+    if shouting:
+        question = question.lower()
+    if casing.forms:
+        question = _WORD.sub(lambda m: casing.forms.get(m[0], m[0]) if m[0].islower()
+                             else m[0], question)
+    first = next((i for i, c in enumerate(question) if c.isalpha()), None)
+    if first is not None:  # a sentence starts with a capital
+        question = question[:first] + question[first].upper() + question[first + 1:]
+    return question
