@@ -54,9 +54,10 @@ from embed_cache import CACHE, cached  # noqa: E402
 from piaf import DATA, Paragraph, build_corpus, load_piaf  # noqa: E402
 
 from rag import index as rag_index  # noqa: E402
+from rag.casing import recase  # noqa: E402
 from rag.embed import DEFAULT_MODEL, MULTILINGUAL_MODEL, load_embedder  # noqa: E402
 from rag.index import Index, Vectors, make_faiss_index  # noqa: E402
-from rag.lexical import BM25  # noqa: E402
+from rag.lexical import BM25, as_read  # noqa: E402
 from rag.retrieve import Engine, search, select_sources  # noqa: E402
 
 MODELS = {"minilm": DEFAULT_MODEL, "use": MULTILINGUAL_MODEL}
@@ -393,7 +394,11 @@ def scaled_engine(paragraphs: list[Paragraph], n: int, dense: dict[str, np.ndarr
                                  matrix[rng.integers(0, len(matrix), n)], faiss_index)
     embedders = {model: _Fixed(model, table) for model, table in queries.items()}
     manifest = {"models": [{"name": m, "dim": v.passages.shape[1]} for m, v in vectors.items()]}
-    return Engine(Index(corpus, vectors, manifest), embedders)
+    engine = Engine(Index(corpus, vectors, manifest), embedders)
+    for embedder in embedders.values():  # the engine asks for each question as it reads it
+        embedder.table = {as_read(recase(text, engine._casing)): vector
+                          for text, vector in embedder.table.items()}
+    return engine
 
 
 def engine_rows(paragraphs: list[Paragraph], sizes: list[int], dense: dict[str, np.ndarray],

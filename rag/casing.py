@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from .lexical import nfc
+from .lexical import as_read
 
 _WORD = re.compile(r"[^\W\d_]+")
 # The first word of a sentence: after the text's start or . ! ? …, past spaces, quotes,
@@ -36,11 +36,11 @@ def casing_of(texts: Iterable[str], names: Iterable[str] = ()) -> Casing:
     whose capital says nothing; every word of `names` (the speakers') counts."""
     written: Counter[str] = Counter()
     for text in texts:
-        text = nfc(text)
+        text = as_read(text)
         written.update(_WORD.findall(text))
         written.subtract(_FIRST.findall(text))
     for name in names:
-        written.update(_WORD.findall(nfc(name)))
+        written.update(_WORD.findall(as_read(name)))
     best: dict[str, tuple[int, str]] = {}
     for word, count in written.items():
         lower = word.lower()
@@ -53,6 +53,7 @@ def recase(question: str, casing: Casing) -> str:
     """The question with the transcripts' capitals on the words it types in lower case, and
     on its first letter; a question of three words or more typed all in capitals is lowered
     first."""
+    question = as_read(question)  # the words as the transcripts' were counted
     words = _WORD.findall(question)
     # Three words or more: one or two in capitals may be an acronym ("AUKUS", "NATO budget").
     shouting = len(words) >= 3 and not any(c.islower() for w in words for c in w)
