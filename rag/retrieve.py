@@ -166,7 +166,8 @@ class Engine:
         self._spellings: dict[int, str] = {}
         self._casing = casing_of([*(p.text for p in corpus.passages),
                                   *{d.question for d in corpus.documents if d.question}],
-                                 {d.speaker for d in corpus.documents if d.speaker})
+                                 {d.speaker for d in corpus.documents if d.speaker},
+                                 language=self._scope.language)
 
 
 def titled(engine: Engine) -> BM25:
