@@ -4,8 +4,9 @@ typed normally, and is it still right?
     python bench/typing_variants.py [--json] [GOLD.jsonl ...]
 
 Each gold question (follow-ups left out) is asked as written, in lower case, in capitals,
-without accents, with a phone's apostrophes (’) and with its accents decomposed (as some
-keyboards and systems send them). For each way of typing: how many questions get the right
+without accents, with a phone's apostrophes (’), with its accents decomposed (as some
+keyboards and systems send them), and with a slip of the keyboard: two letters swapped in the
+middle of its longest word. For each way of typing: how many questions get the right
 answer (the expected answer number for the top citation, or an abstention where expected),
 and how many get the same top answer, or abstention, as typed normally.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import unicodedata
 from pathlib import Path
@@ -35,6 +37,15 @@ def _without_accents(text: str) -> str:
                    if not unicodedata.combining(c))
 
 
+def _slip(text: str) -> str:
+    words = re.findall(r"[^\W\d_]{5,}", text)
+    if not words:
+        return text
+    word = max(words, key=len)
+    i = len(word) // 2
+    return text.replace(word, word[:i - 1] + word[i] + word[i - 1] + word[i + 1:], 1)
+
+
 VARIANTS = {
     "as written": lambda q: q,
     "lower case": str.lower,
@@ -42,6 +53,7 @@ VARIANTS = {
     "no accents": _without_accents,
     "phone apostrophes": lambda q: q.replace("'", "\u2019"),
     "decomposed accents": lambda q: unicodedata.normalize("NFD", q),
+    "a slip": _slip,
 }
 
 

@@ -28,7 +28,6 @@ from typing import TypeVar
 
 import numpy as np
 
-from .casing import casing_of, recase
 from .corpus import Document, Passage
 from .coverage import Coverage, content_words, corpus_words
 from .embed import DEFAULT_BACKEND, MULTILINGUAL_MODEL, Embedder, load_embedder
@@ -38,6 +37,7 @@ from .language import language
 from .lexical import BM25, K1, GramBM25, as_read, char_grams, names, tokenize
 from .overlap import SIGNALS as OVERLAP
 from .overlap import overlap, query_terms, spelling
+from .respell import respell, spelling_of
 from .threads import named_pool
 
 SIGNALS = ("passage", "answer", "question", "pair")
@@ -164,10 +164,11 @@ class Engine:
                             texts_language(corpus.texts.values()))
         self._selections: dict[frozenset[int], Selection] = {}
         self._spellings: dict[int, str] = {}
-        self._casing = casing_of([*(p.text for p in corpus.passages),
+        self._spelling = spelling_of([*(p.text for p in corpus.passages),
                                   *{d.question for d in corpus.documents if d.question}],
                                  {d.speaker for d in corpus.documents if d.speaker},
                                  language=self._scope.language)
+        self._read: dict[str, str] = {}
 
 
 def titled(engine: Engine) -> BM25:
@@ -292,6 +293,20 @@ def open_engine(index: Index, *, weights: Weights = Weights(), k1: float = K1,
     return Engine(index, embedders, weights, k1)
 
 
+def read_question(engine: Engine, query: str) -> str:
+    """The query with the transcripts' spelling of its words (`respell`), kept for the next
+    reads of it: embedding, ranking and abstention each read it."""
+    read = engine._read.get(query)
+    if read is None:
+        if len(engine._read) >= READ_CACHE:
+            engine._read.clear()
+        read = engine._read[query] = respell(query, engine._spelling)
+    return read
+
+
+READ_CACHE = 4096
+
+
 def embed_queries(engine: Engine, queries: list[str]) -> list[dict[str, np.ndarray]]:
     """Each query's vector under each model, one batch per model (cheaper than one by one).
 
@@ -301,7 +316,7 @@ def embed_queries(engine: Engine, queries: list[str]) -> list[dict[str, np.ndarr
     vector for yet, in the same batch (one call costs more than a few words more).
     """
     names = list(engine.embedders)
-    texts = [as_read(recase(q, engine._casing)) for q in queries]
+    texts = [as_read(read_question(engine, q)) for q in queries]
     words = engine._coverage.missing(texts)
 
     def run(name):
@@ -407,7 +422,7 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
     table of their own.
     """
     bm25, ignore = engine._bm25, engine._speaker_terms
-    query = recase(query, engine._casing)
+    query = read_question(engine, query)
     if qvecs is None:
         qvecs = embed_queries(engine, [query])[0]
     # every passage's lexical score: its best passages join the candidates
@@ -474,7 +489,7 @@ def query_features(engine: Engine, query: str, scope: Scope | None = None) -> di
     may cite (`select_sources`), by default all of them.
     """
     scope = scope or engine._scope
-    query = recase(query, engine._casing)
+    query = read_question(engine, query)
     named = names(query)
     missing = [w for w in named if not set(tokenize(w)) & scope.vocabulary]
     terms = tokenize(query)

@@ -18,7 +18,7 @@ def test_public_api_is_curated():
     assert set(rag.__all__) == {name for name in dir(rag) if not name.startswith("_")} - {
         "answer", "chunk", "corpus", "embed", "engine", "errors", "followup", "index",
         "language", "lexical", "retrieve", "transcript", "evaluate", "server", "cli", "export",
-        "multilingual", "coverage", "threads", "overlap", "casing"}
+        "multilingual", "coverage", "threads", "overlap", "respell"}
     for name in rag.__all__:
         assert getattr(rag, name) is not None
 

@@ -183,7 +183,7 @@ def test_typing_variants_counts_right_and_same_answers(tmp_path):
     result = out["gold-unseen.jsonl"]
     rows = result["variants"]
     assert set(rows) == {"as written", "lower case", "capitals", "no accents",
-                         "phone apostrophes", "decomposed accents"}
+                         "phone apostrophes", "decomposed accents", "a slip"}
     assert rows["as written"]["same_as_written"] == result["questions"] == 40
     assert all(0 <= row["right"] <= 40 and 0 <= row["same_as_written"] <= 40
                for row in rows.values())
