@@ -6,8 +6,9 @@ encoder is case- and accent-sensitive and the abstention rule reads names by the
 so the same question typed four ways got four answers. The transcripts say how each word is
 written: a word they capitalise inside a sentence ("Sahel", "Blinken", "OTAN") is a name, and
 a question's lower-case spelling of it is read with its capitals; a French question's word
-typed without accents is read with theirs; a word they never write, one letter away from one
-word they do, is read as that word. A question typed all in capitals is lowered first.
+typed without accents is read with theirs; a word they never write, one slip of the keyboard
+away from one they do, is read as that word. A question typed all in capitals is lowered
+first.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ class Spelling:
     accents: Mapping[str, str] = field(default_factory=dict)
     language: str = ""
     words: Mapping[str, tuple[int, str]] = field(default_factory=dict)
-    letters: str = ""
 
 
 def spelling_of(texts: Iterable[str], names: Iterable[str] = (), *,
@@ -81,15 +81,14 @@ def spelling_of(texts: Iterable[str], names: Iterable[str] = (), *,
         if len(bare) >= SLIP_MIN and count > words.get(bare, (0, ""))[0]:
             words[bare] = (count, forms.get(word, word))
     accents = {bare: forms.get(word, word) for bare, (_, word) in accented.items()}
-    letters = "".join(sorted({c for bare in words for c in bare}))
-    return Spelling(forms, accents, language, words, letters)
+    return Spelling(forms, accents, language, words)
 
 
 def respell(question: str, spelling: Spelling) -> str:
     """The question with the transcripts' capitals on the words it types in lower case, and
     on its first letter; asked in their language, their accents on the words it types
-    without; their word for a slip of one letter; a question of three words or more typed all
-    in capitals is lowered first."""
+    without; their word for a slip of the keyboard; a question of three words or more typed
+    all in capitals is lowered first."""
     question = as_read(question)  # the words as the transcripts' were counted
     words = _WORD.findall(question)
     # Three words or more: one or two in capitals may be an acronym ("AUKUS", "NATO budget").
@@ -120,24 +119,53 @@ def respell(question: str, spelling: Spelling) -> str:
 
 def slip(word: str, spelling: Spelling) -> str | None:
     """The transcripts' word that `word` mistypes, or None: a word they never write, of
-    `SLIP_MIN` letters or more, one letter (left out, added, changed, or two swapped) from
-    their most used word so, with the same last letter, since a different ending is a plural,
-    a feminine or another word ("américain" is not "américains")."""
+    `SLIP_MIN` letters or more, one slip of the keyboard from their most used word so. A slip
+    is a letter left out or doubled, two letters swapped, or a key's neighbour struck instead
+    (on a QWERTY or an AZERTY keyboard), and leaves the last letter: "Blinekn" is "Blinken",
+    "Sahle" is "Sahel", but "laissant" is not "laissent" nor "américain" "américains", which
+    are other forms of words."""
     bare = fold(word.lower())
     if len(bare) < SLIP_MIN or bare in spelling.words or bare in STOP_WORDS:
         return None
-    found = sorted((spelling.words[c] for c in _one_off(bare, spelling.letters)
+    found = sorted((spelling.words[c] for c in _one_slip(bare)
                     if c in spelling.words and c[-1] == bare[-1]), reverse=True)
     if not found or (len(found) > 1 and found[0][0] == found[1][0]):
         return None  # none, or two as likely
     return found[0][1]
 
 
-def _one_off(word: str, letters: str) -> set[str]:
+def _neighbours(rows: tuple[str, ...]) -> dict[str, set[str]]:
+    """The keys next to each key on a staggered keyboard: beside it, and the two above and
+    below it."""
+    near: dict[str, set[str]] = {}
+    for r, row in enumerate(rows):
+        for i, key in enumerate(row):
+            keys = {row[j] for j in (i - 1, i + 1) if 0 <= j < len(row)}
+            if r + 1 < len(rows):
+                keys |= {rows[r + 1][j] for j in (i - 1, i) if 0 <= j < len(rows[r + 1])}
+            if r > 0:
+                keys |= {rows[r - 1][j] for j in (i, i + 1) if 0 <= j < len(rows[r - 1])}
+            near.setdefault(key, set()).update(keys)
+    return near
+
+
+_NEAR: dict[str, set[str]] = {}
+for _layout in (("qwertyuiop", "asdfghjkl", "zxcvbnm"), ("azertyuiop", "qsdfghjklm", "wxcvbn")):
+    for _key, _keys in _neighbours(_layout).items():
+        _NEAR.setdefault(_key, set()).update(_keys)
+
+
+def _one_slip(word: str) -> set[str]:
+    """Every word one slip from `word` could have been meant as: with the letter a slip
+    doubled or struck beside it taken out, a letter put back, two letters swapped back, or a
+    key put back by one of its neighbours."""
     splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
     out = {a + b[1:] for a, b in splits if b}
     out |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
-    out |= {a + c + b[1:] for a, b in splits if b for c in letters}
-    out |= {a + c + b for a, b in splits for c in letters}
+    out |= {a + c + b[1:] for a, b in splits if b for c in _NEAR.get(b[0], ())}
+    out |= {a + c + b for a, b in splits for c in _LETTERS}
     out.discard(word)
     return out
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"

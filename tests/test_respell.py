@@ -1,6 +1,7 @@
 """Questions typed in lower case, in capitals, without accents or with a slip, as into a search
 box, read as typed normally."""
 
+import re
 import unicodedata
 
 from rag import ask
@@ -39,14 +40,28 @@ def test_a_french_question_typed_without_accents_gets_the_transcripts_accents(en
 def test_a_slip_of_the_keyboard_is_read_as_the_word_meant(engine):
     spelling = engine._spelling
     assert respell("Que dit Blinekn du Shael ?", spelling) == "Que dit Blinken du Sahel ?"
-    assert respell("what did blinkin say about macrn?", spelling) == \
+    assert respell("what did blinekn say about macrn?", spelling) == \
         "What did Blinken say about Macron?"
-    assert slip("coopératoin", spelling) == "coopération"
-    # Another ending is another word, not a slip: a singular, a masculine, "franco".
-    assert slip("américain", spelling) is None and slip("franco", spelling) is None
+    assert slip("coopératoin", spelling) == "coopération"  # two letters swapped
+    assert slip("Sahwl", spelling) == "Sahel"  # w is beside e on the keyboard
+    assert slip("Sahpl", spelling) is None  # p is not
+    # Another form of a word is not a slip: another ending, another inner vowel.
+    for other in ("américain", "franco", "laissant", "parle"):
+        assert slip(other, spelling) is None, other
     # Short words, words of the transcripts and words far from any are left alone.
     assert slip("Sahl", spelling) is None and slip("Sahel", spelling) is None
     assert slip("tariffs", spelling) is None
+
+
+def test_no_gold_question_has_a_word_taken_for_a_slip(engine):
+    """The gold questions are typed with care: reading none of their words as a slip is the
+    check that real words are not "corrected" into the transcripts' ones."""
+    from .conftest import NEAR, UNSEEN
+
+    for path in (GOLD, UNSEEN, NEAR):
+        for item in read_gold(path):
+            for word in re.findall(r"[^\W\d_]+", item["question"]):
+                assert slip(word, engine._spelling) is None, (word, item["question"])
 
 
 def test_of_two_words_as_close_the_more_used_is_meant_and_of_two_as_used_neither():
