@@ -6,7 +6,8 @@ stages apart, in CPU time of the whole process (all threads), over the gold ques
 batches of `--batch`, alternating the stages `--repeat` times so noise lands on all of them;
 the whole `ask_many` is timed beside them as the baseline they should add up to. The stage
 "embed new words" is what term coverage costs for questions whose words were never seen; a
-warm server keeps their vectors, so the whole `ask_many` here (warm) does not include it.
+warm server keeps their vectors, so the whole `ask_many` here (warm) does not include it; nor
+"read with the transcripts' spelling", which it keeps for recent questions.
 
     python bench/stages.py [--batch 32] [--repeat 5] [--smoke] [--json]
 """
@@ -30,6 +31,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from rag.answer import Request, _compose, ask_many  # noqa: E402
 from rag.engine import load_engine  # noqa: E402
 from rag.evaluate import read_gold  # noqa: E402
+from rag.respell import respell  # noqa: E402
 from rag.retrieve import embed_queries, search  # noqa: E402
 
 
@@ -64,6 +66,10 @@ def measure(engine, questions: list[str], *, batch: int, repeat: int) -> dict:
         # questions in one call, and keeps their vectors for the next questions.
         stages["embed new words (term coverage)"] = lambda: [
             coverage.embedder.embed_batch(coverage.unknown(g)) for g in groups]
+    # Each question read with the transcripts' spelling, as if never seen (the engine keeps
+    # the readings of recent questions, so the whole `ask_many` here, warm, does not pay it).
+    stages["read with the transcripts' spelling"] = lambda: [
+        respell(q, engine._spelling) for g in groups for q in g]
     stages["rank and compose"] = rank
     stages["ask_many (whole)"] = lambda: [ask_many(engine, [Request(q) for q in g])
                                           for g in groups]
