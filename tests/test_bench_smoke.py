@@ -82,7 +82,7 @@ def test_stages_times_each_encoder_ranking_and_the_whole(tmp_path):
     assert out["questions"] == 8 and out["repeat"] == 2
     assert set(out["stages"]) == {"embed all-MiniLM-L6-v2", "embed use-multilingual-v3",
                                   "embed new words (term coverage)", "rank and compose",
-                                  "ask_many (whole)"}
+                                  "read with the transcripts' spelling", "ask_many (whole)"}
     assert all(f["cpu_ms"] > 0 and f["wall_ms"] > 0 for f in out["stages"].values())
 
 
