@@ -56,7 +56,7 @@ from piaf import DATA, Paragraph, build_corpus, load_piaf  # noqa: E402
 from rag import index as rag_index  # noqa: E402
 from rag.embed import DEFAULT_MODEL, MULTILINGUAL_MODEL, load_embedder  # noqa: E402
 from rag.index import Index, Vectors, make_faiss_index  # noqa: E402
-from rag.lexical import BM25, as_read  # noqa: E402
+from rag.lexical import BM25  # noqa: E402
 from rag.respell import respell  # noqa: E402
 from rag.retrieve import Engine, search, select_sources  # noqa: E402
 
@@ -396,7 +396,7 @@ def scaled_engine(paragraphs: list[Paragraph], n: int, dense: dict[str, np.ndarr
     manifest = {"models": [{"name": m, "dim": v.passages.shape[1]} for m, v in vectors.items()]}
     engine = Engine(Index(corpus, vectors, manifest), embedders)
     for embedder in embedders.values():  # the engine asks for each question as it reads it
-        embedder.table = {as_read(respell(text, engine._spelling)): vector
+        embedder.table = {respell(text, engine._spelling): vector
                           for text, vector in embedder.table.items()}
     return engine
 

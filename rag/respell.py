@@ -89,7 +89,7 @@ def respell(question: str, spelling: Spelling) -> str:
     on its first letter; asked in their language, their accents on the words it types
     without; their word for a slip of the keyboard; a question of three words or more typed
     all in capitals is lowered first."""
-    question = as_read(question)  # the words as the transcripts' were counted
+    question = as_read(question)  # as the encoders read it, and the transcripts were counted
     words = _WORD.findall(question)
     # Three words or more: one or two in capitals may be an acronym ("AUKUS", "NATO budget").
     shouting = len(words) >= 3 and not any(c.islower() for w in words for c in w)

@@ -34,7 +34,7 @@ from .embed import DEFAULT_BACKEND, MULTILINGUAL_MODEL, Embedder, load_embedder
 from .errors import QuestionError
 from .index import FLAT_LIMIT, Index
 from .language import language
-from .lexical import BM25, K1, GramBM25, as_read, char_grams, names, tokenize
+from .lexical import BM25, K1, GramBM25, char_grams, names, tokenize
 from .overlap import SIGNALS as OVERLAP
 from .overlap import overlap, query_terms, spelling
 from .respell import respell, spelling_of
@@ -316,7 +316,7 @@ def embed_queries(engine: Engine, queries: list[str]) -> list[dict[str, np.ndarr
     vector for yet, in the same batch (one call costs more than a few words more).
     """
     names = list(engine.embedders)
-    texts = [as_read(read_question(engine, q)) for q in queries]
+    texts = [read_question(engine, q) for q in queries]  # as the encoders read text
     words = engine._coverage.missing(texts)
 
     def run(name):

@@ -615,9 +615,7 @@ class MergeSlashes:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and "//" in scope["path"]:
             path = _SLASHES.sub("/", scope["path"])
-            root = scope.get("root_path", "").rstrip("/")
-            route = path[len(root):] if root and path.startswith(root + "/") else path
-            if route == "/api" or route.startswith("/api/"):
+            if path == "/api" or path.startswith("/api/"):
                 raw = _SLASHES_RAW.sub(b"/", scope.get("raw_path") or path.encode("utf-8"))
                 scope = {**scope, "path": path, "raw_path": raw}
         await self.app(scope, receive, send)
