@@ -45,6 +45,12 @@ class CachedEmbedder:
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         return self._lookup("vector", texts, self.inner.embed_batch, self.dim)
 
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        """Questions, for a model that reads them its own way (kept apart from its texts)."""
+        if not hasattr(self.inner, "embed_queries"):
+            return self.embed_batch(texts)
+        return self._lookup("query", texts, self.inner.embed_queries, self.dim)
+
     def embed_pooled(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token sums and counts, kept side by side in one row."""
         def compute(part):

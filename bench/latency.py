@@ -2,7 +2,7 @@
 
 The baseline is the tutorial RAG stack over the same passages: the same sentence-transformers
 model encodes the question, and an exact FAISS inner-product search finds the k nearest. Ours
-does more (two encoders, BM25 over four scopes, fusion, the abstention rule, the quotes), so
+does more (three encoders, BM25 over four scopes, fusion, the abstention rule, the quotes), so
 the ratio says what that costs. The two alternate question by question, the order flipping
 each time, so a burst of noise on this shared machine lands on both.
 

@@ -1,7 +1,8 @@
 """Refit the fusion weights on PIAF's even split, to reproduce or update the `piaf` variants
 of bench/piaf.py. It has no --split: the odd split is held out.
 
-    python bench/piaf_fit.py [--weights piaf|piaf-lexical|piaf-clause|piaf-overlap] [--limit N]
+    python bench/piaf_fit.py [--weights piaf|piaf-lexical|piaf-clause|piaf-overlap|piaf-e5]
+        [--limit N] [--l2 PENALTY]
 
 Per question, each signal is pooled to its paragraph (best passage among the engine's
 candidates); non-negative weights maximise the softmax probability of the right paragraph.
@@ -18,6 +19,7 @@ import numpy as np
 import piaf
 from scipy.optimize import minimize
 
+from rag.embed import embed_questions
 from rag.retrieve import signal_matrix
 
 
@@ -69,14 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", default="piaf-lexical",
-                        choices=("piaf", "piaf-lexical", "piaf-clause", "piaf-overlap"))
+                        choices=sorted(set(piaf.VARIANTS) - {"default"}))
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--l2", type=float, default=1e-3,
+                        help="penalty on the squared weights (piaf-e5 was fitted with 1e-5)")
     args = parser.parse_args(argv)
     variant = piaf.VARIANTS[args.weights]
     paragraphs, questions = piaf.select(*piaf.load_piaf(), "even", args.limit)
     embedders = piaf.load_embedders(True)
     for emb in embedders.values():
-        emb.embed_batch([q.text for q in questions])
+        embed_questions(emb, [q.text for q in questions])
     engine = piaf.build_engine(piaf.build_corpus(paragraphs), embedders, variant.weights,
                                variant.k1)
     rows, names = paragraph_signals(engine, questions, variant)
@@ -84,13 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     for k in (0, 1):
         train = [r for r, f in zip(rows, fold, strict=True) if f != k]
         held = [i for i, f in enumerate(fold) if f == k]
-        w = fit(train, len(names))
+        w = fit(train, len(names), args.l2)
         print(f"fold {k}: held-out", score([rows[i] for i in held], w, len(paragraphs),
                                            [questions[i] for i in held]))
-    w = fit(rows, len(names))
+    w = fit(rows, len(names), args.l2)
     print("all even questions:", score(rows, w, len(paragraphs), questions))
     w = w / w.sum()
-    print("rank=(" + ", ".join(f'("{n}", {v:.3f})' for n, v in zip(names, w, strict=True))
+    print("rank=(" + ", ".join(f'("{n}", {v:.4f})' for n, v in zip(names, w, strict=True))
           + ")")
     return 0
 

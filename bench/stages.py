@@ -29,6 +29,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from rag.answer import Request, _compose, ask_many  # noqa: E402
+from rag.embed import embed_questions  # noqa: E402
 from rag.engine import load_engine  # noqa: E402
 from rag.evaluate import read_gold  # noqa: E402
 from rag.respell import respell  # noqa: E402
@@ -52,7 +53,7 @@ def measure(engine, questions: list[str], *, batch: int, repeat: int) -> dict:
     vectors = [embed_queries(engine, g) for g in groups]
 
     def embed_with(name):
-        return lambda: [engine.embedders[name].embed_batch(g) for g in groups]
+        return lambda: [embed_questions(engine.embedders[name], g) for g in groups]
 
     def rank():
         for g, vecs in zip(groups, vectors, strict=True):

@@ -9,6 +9,7 @@ question or two with any change to the signals, so --repeats N also averages the
 over N random 2-fold splits: what a new signal must raise before it is kept.
 
     python bench/tune.py tests/gold.jsonl [--trials 3000] [--folds 2] [--repeats 20] [--overlap]
+        [--leave-out PREFIX]
 
 Prints held-out figures per fold, then the weights fitted on all questions, as Python to paste
 into `rag.retrieve.Weights`.
@@ -33,13 +34,15 @@ from rag.followup import contextualise  # noqa: E402
 from rag.retrieve import query_features, signal_matrix  # noqa: E402
 
 
-def features(engine, gold, with_overlap=None):
+def features(engine, gold, with_overlap=None, leave_out=()):
     corpus = engine.index.corpus
     text = next(iter(corpus.texts.values()))
     rows = []
     for item in gold:
         searched = contextualise(item["question"], item.get("previous"))
         ids, signals, names = signal_matrix(engine, searched, with_overlap=with_overlap)
+        kept = [i for i, n in enumerate(names) if not n.startswith(tuple(leave_out))]
+        signals, names = signals[:, kept], [names[i] for i in kept]
         turns = np.array([corpus.documents[corpus.passages[i].doc].turn for i in ids])
         spans = [(corpus.passages[i].start, corpus.passages[i].end) for i in ids]
         ev = evidence_spans(text, item.get("evidence", []))
@@ -176,9 +179,12 @@ def main() -> int:
     parser.add_argument("--index", default="index")
     parser.add_argument("--overlap", action="store_true",
                         help="fit the word-for-word overlap signals too (rag/overlap.py)")
+    parser.add_argument("--leave-out", action="append", default=[], metavar="PREFIX",
+                        help="fit without the signals named PREFIX... (e.g. e5.), to compare")
     args = parser.parse_args()
     engine = load_engine(args.index)
-    rows, names, query_names = features(engine, read_gold(args.gold), args.overlap or None)
+    rows, names, query_names = features(engine, read_gold(args.gold), args.overlap or None,
+                                        args.leave_out)
     start = Weights().vector(names)
     rng = np.random.default_rng(0)
     for fold in range(args.folds if args.folds > 1 else 0):

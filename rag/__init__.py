@@ -16,7 +16,7 @@ from .answer import (
     ask_many,
     clean_question,
 )
-from .embed import DEFAULT_MODEL, MULTILINGUAL_MODEL, Embedder, load_embedder
+from .embed import DEFAULT_MODEL, E5_MODEL, MULTILINGUAL_MODEL, Embedder, load_embedder
 from .engine import build, default_sources, load_engine
 from .errors import (
     IndexCorruptError,
@@ -34,7 +34,7 @@ from .retrieve import Engine, Hit, Weights, search, search_many
 from .transcript import Transcript, Turn, parse_transcript, read_transcript
 
 __all__ = [
-    "DEFAULT_MODEL", "MAX_K", "MAX_QUESTION_CHARS", "MULTILINGUAL_MODEL",
+    "DEFAULT_MODEL", "E5_MODEL", "MAX_K", "MAX_QUESTION_CHARS", "MULTILINGUAL_MODEL",
     "Answer", "Citation", "Embedder", "Engine", "Hit", "IndexSettings", "Request", "Transcript",
     "Turn",
     "Weights",

@@ -43,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="where exported models are kept (default ~/.cache/rag/models)")
     common.add_argument("--no-multilingual", action="store_true",
                         help="leave out the multilingual encoder")
+    common.add_argument("--e5", action="store_true",
+                        help="add the multilingual-e5-small retrieval model (better ranking of "
+                             "French text, about 20 ms more per question; weights must read it)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     build = sub.add_parser("build", parents=[common], help="build the index from transcripts")
@@ -101,7 +104,7 @@ def _settings(args):
     from .index import IndexSettings
 
     return IndexSettings(model=args.model or DEFAULT_MODEL, backend=args.backend,
-                         multilingual=not args.no_multilingual)
+                         multilingual=not args.no_multilingual, e5=args.e5)
 
 
 def _progress(label: str, total: int):

@@ -7,7 +7,9 @@ default; int8 weights, vectors within ~0.99 cosine, same retrieval quality measu
 `"onnx"` (the same vectors as sentence-transformers). Both start in a fraction of the time
 and embed a question several times faster. Google's multilingual
 Universal Sentence Encoder (numpy only, `rag.multilingual`) aligns English questions with
-French text.
+French text, and multilingual-e5-small (`rag.e5`), trained on questions with the passages
+that answer them, finds the passage a question asks for in either language. A model that
+reads questions otherwise than passages has `embed_queries` beside `embed_batch`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .errors import ModelError, RagError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 MULTILINGUAL_MODEL = "use-multilingual-v3"  # rag.multilingual.NAME
+E5_MODEL = "multilingual-e5-small"  # rag.e5.NAME
 BACKENDS = ("onnx-int8", "onnx", "torch")
 DEFAULT_BACKEND = "onnx-int8"
 
@@ -33,6 +36,12 @@ class Embedder(Protocol):
 
     def embed_batch(self, texts: list[str]) -> np.ndarray:
         """Float32 array (len(texts), dim), rows of unit length."""
+
+
+def embed_questions(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """Questions' vectors: through `embed_queries` for a model that reads questions its own
+    way (a retrieval model's "query: " side), else as any text."""
+    return getattr(embedder, "embed_queries", embedder.embed_batch)(texts)
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -214,6 +223,10 @@ def load_embedder(name: str, *, backend: str = DEFAULT_BACKEND,
             from .multilingual import MultilingualEmbedder
 
             return MultilingualEmbedder(cache_dir=cache_dir)
+        if name == E5_MODEL:
+            from .e5 import E5Embedder
+
+            return E5Embedder()
         if backend == "torch":
             return SentenceTransformerEmbedder(name)
         return OnnxEmbedder(name, quantize=backend == "onnx-int8", cache_dir=cache_dir)

@@ -29,8 +29,10 @@ from .coverage import corpus_words, words_digest
 from .embed import (
     DEFAULT_BACKEND,
     DEFAULT_MODEL,
+    E5_MODEL,
     MULTILINGUAL_MODEL,
     Embedder,
+    embed_questions,
     load_embedder,
     pooled_mean,
 )
@@ -71,12 +73,14 @@ class IndexSettings:
     model: str = DEFAULT_MODEL
     backend: str = DEFAULT_BACKEND  # how `model` runs: int8 weights change its vectors a little
     multilingual: bool = True
+    e5: bool = False  # multilingual-e5-small too: see rag/e5.py and docs/quality-piaf.md
     max_chars: int = 320
     min_chars: int = 60
 
     @property
     def models(self) -> list[str]:
-        return [self.model] + ([MULTILINGUAL_MODEL] if self.multilingual else [])
+        return [self.model] + ([MULTILINGUAL_MODEL] if self.multilingual else []) + \
+            ([E5_MODEL] if self.e5 and self.model != E5_MODEL else [])
 
 
 @dataclass
@@ -191,6 +195,9 @@ class AsRead:
 
     def embed_batch(self, texts: list[str]):
         return self.inner.embed_batch([as_read(t) for t in texts])
+
+    def embed_queries(self, texts: list[str]):
+        return embed_questions(self.inner, [as_read(t) for t in texts])
 
     def embed_pooled(self, texts: list[str]):
         return self.inner.embed_pooled([as_read(t) for t in texts])

@@ -30,7 +30,14 @@ import numpy as np
 
 from .corpus import Document, Passage
 from .coverage import Coverage, content_words, corpus_words
-from .embed import DEFAULT_BACKEND, MULTILINGUAL_MODEL, Embedder, load_embedder
+from .embed import (
+    DEFAULT_BACKEND,
+    E5_MODEL,
+    MULTILINGUAL_MODEL,
+    Embedder,
+    embed_questions,
+    load_embedder,
+)
 from .errors import QuestionError
 from .index import FLAT_LIMIT, Index
 from .language import language
@@ -41,6 +48,9 @@ from .respell import respell, spelling_of
 from .threads import named_pool
 
 SIGNALS = ("passage", "answer", "question", "pair")
+# Each model's signals are named "<kind>.<signal>"; any other model (the sentence-transformers
+# one the index is built with) is "dense".
+KINDS = {MULTILINGUAL_MODEL: "multilingual", E5_MODEL: "e5"}
 T = TypeVar("T")
 
 
@@ -320,8 +330,10 @@ def embed_queries(engine: Engine, queries: list[str]) -> list[dict[str, np.ndarr
     words = engine._coverage.missing(texts)
 
     def run(name):
-        extra = words if name == MULTILINGUAL_MODEL else []
-        return engine.embedders[name].embed_batch(texts + extra)
+        embedder = engine.embedders[name]
+        if name != MULTILINGUAL_MODEL or not words:
+            return embed_questions(embedder, texts)
+        return embedder.embed_batch(texts + words)
 
     if len(names) < 2:
         outputs = [run(n) for n in names]
@@ -432,7 +444,7 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
     columns, names = [], []
     for name, vec in engine.index.vectors.items():
         q = qvecs[name]
-        kind = "multilingual" if name == MULTILINGUAL_MODEL else "dense"
+        kind = KINDS.get(name, "dense")
         own = vec.passages[ids] @ q
         columns += [own, vec.documents[docs] @ q, vec.questions[docs] @ q,
                     vec.pairs[ids] @ q, engine._distinct[name][ids]]

@@ -18,7 +18,7 @@ def test_public_api_is_curated():
     assert set(rag.__all__) == {name for name in dir(rag) if not name.startswith("_")} - {
         "answer", "chunk", "corpus", "embed", "engine", "errors", "followup", "index",
         "language", "lexical", "retrieve", "transcript", "evaluate", "server", "cli", "export",
-        "multilingual", "coverage", "threads", "overlap", "respell"}
+        "multilingual", "coverage", "threads", "overlap", "respell", "e5"}
     for name in rag.__all__:
         assert getattr(rag, name) is not None
 
@@ -201,3 +201,24 @@ def test_a_question_typed_on_a_phone_gets_the_same_answer(engine):
         typed = unicodedata.normalize("NFD", question.replace("'", "\u2019"))
         a, b = ask(engine, typed), ask(engine, question)
         assert (a.abstained, a.citations, a.closest) == (b.abstained, b.citations, b.closest)
+
+
+def test_an_index_built_with_e5_ranks_with_its_signals(scratch, embedders):
+    """`IndexSettings(e5=True)` adds multilingual-e5-small; weights that read its signals rank
+    with them, citations stay exact, and the index is checked against the setting it was
+    built with."""
+    from rag import E5_MODEL, IndexSettings, IndexStaleError, Weights, build, load_engine
+
+    settings = IndexSettings(e5=True)
+    build(scratch / "index", root=scratch, settings=settings, embedders=dict(embedders))
+    with pytest.raises(IndexStaleError):
+        load_engine(scratch / "index", root=scratch)
+    e5_only = Weights(rank=(("e5.pair", 1.0),), abstain=(), abstain_bias=1.0)
+    engine = load_engine(scratch / "index", root=scratch, settings=settings, weights=e5_only)
+    assert E5_MODEL in engine.embedders
+    hits = rag.search(engine, "What do the United States do with France in Africa?", k=3)
+    assert hits[0].signals["e5.pair"] == max(h.signals["e5.pair"] for h in hits)
+    assert "Sahel" in engine.index.corpus.document_text(hits[0].document)
+    answer = ask(engine, "Was the cancelled submarine contract a disappointment?")
+    text = engine.index.corpus.texts[answer.citations[0].source]
+    assert all(text[c.start:c.end] == c.text for c in answer.citations)

@@ -40,7 +40,7 @@ def in_unit_range(figures: dict, keys) -> bool:
 def test_piaf_prints_engine_and_baseline_figures(tmp_path, weights):
     out = run_bench("piaf.py", ["--limit", "20", "--weights", weights], tmp_path)
     assert out["weights"] == weights and in_unit_range(out, METRICS)
-    assert set(out["baselines"]) == {"minilm_faiss", "bm25_french", "use"}
+    assert set(out["baselines"]) == {"minilm_faiss", "bm25_french", "use", "e5"}
     for figures in out["baselines"].values():
         assert in_unit_range(figures, METRICS)
     assert out["split"] == "even" and out["paragraphs"] == 20
@@ -50,7 +50,8 @@ def test_piaf_prints_engine_and_baseline_figures(tmp_path, weights):
 def test_tatoeba_prints_both_directions(tmp_path):
     out = run_bench("tatoeba.py", ["--limit", "30"], tmp_path)
     assert in_unit_range(out, ("en->fr", "fr->en"))
-    assert out["pairs"] == 30
+    assert out["pairs"] == 30 and "multilingual-e5-small" in out["model"]
+    assert len(out["baselines"]) == 4
     for figures in out["baselines"].values():
         assert in_unit_range(figures, ("en->fr", "fr->en"))
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from rag import DEFAULT_MODEL, MULTILINGUAL_MODEL, RagError, load_embedder
-from rag.embed import OnnxEmbedder, SentenceTransformerEmbedder
+from rag.e5 import E5Embedder
+from rag.embed import E5_MODEL, OnnxEmbedder, SentenceTransformerEmbedder
 from rag.multilingual import MultilingualEmbedder
 
 from .conftest import ROOT, TRANSCRIPT
@@ -105,3 +106,24 @@ def test_manifest_records_the_backend(project):
     manifest = json.loads(next((project / "index").glob("build-*/manifest.json")).read_text())
     assert manifest["settings"]["backend"] == "onnx-int8"
     assert [m["name"] for m in manifest["models"]] == [DEFAULT_MODEL, MULTILINGUAL_MODEL]
+
+
+def test_e5_reads_questions_apart_from_passages_and_alone():
+    """The retrieval model: a question finds its answer across languages, each text's vector
+    is its own whatever is batched beside it, and no text (a NUL, an empty one) breaks it."""
+    e5 = load_embedder(E5_MODEL)
+    assert isinstance(e5, E5Embedder) and e5.dim == 384
+    passages = e5.embed_batch(["Nous travaillons avec la France au Sahel contre le terrorisme.",
+                               "Les sous-marins australiens ont été une vraie déception.",
+                               *ODD_TEXTS])
+    assert passages.shape == (2 + len(ODD_TEXTS), 384)
+    assert np.allclose(np.linalg.norm(passages, axis=1), 1.0, atol=1e-4)
+    questions = e5.embed_queries(["What about the fight against terrorism in Africa?",
+                                  "Was the submarine deal a disappointment?"])
+    assert (np.argmax(questions @ passages[:2].T, axis=1) == [0, 1]).all()
+    # "query: " and "passage: " read the same words differently
+    same = e5.embed_queries(["Sahel"])[0] @ e5.embed_batch(["Sahel"])[0]
+    assert same < 0.999
+    alone = np.stack([e5.embed_batch([t])[0] for t in ODD_TEXTS])
+    assert np.abs(alone - passages[2:]).max() < 1e-5
+    assert e5.embed_batch([]).shape == (0, 384)
