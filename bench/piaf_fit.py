@@ -28,7 +28,7 @@ def paragraph_signals(engine, questions, variant):
     rows, names = [], []
     for q in questions:
         ids, signals, names = signal_matrix(engine, q.text, with_overlap=variant.overlap,
-                                            with_titled=variant.titled)
+                                            with_titled=variant.titled, every_model=True)
         docs = engine._doc_of[ids]
         unique, where = np.unique(docs, return_inverse=True)
         pooled = np.full((len(unique), signals.shape[1]), -np.inf, np.float32)

@@ -40,7 +40,8 @@ def features(engine, gold, with_overlap=None, leave_out=()):
     rows = []
     for item in gold:
         searched = contextualise(item["question"], item.get("previous"))
-        ids, signals, names = signal_matrix(engine, searched, with_overlap=with_overlap)
+        ids, signals, names = signal_matrix(engine, searched, with_overlap=with_overlap,
+                                            every_model=True)
         kept = [i for i, n in enumerate(names) if not n.startswith(tuple(leave_out))]
         signals, names = signals[:, kept], [names[i] for i in kept]
         turns = np.array([corpus.documents[corpus.passages[i].doc].turn for i in ids])

@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--model", default=os.environ.get("RAG_MODEL"),
                         help="sentence-transformers model name or path "
                              "(default: the bundled all-MiniLM-L6-v2)")
-    common.add_argument("--backend", default=os.environ.get("RAG_BACKEND", "onnx-int8"),
+    common.add_argument("--backend", default=os.environ.get("RAG_BACKEND"),
                         choices=["onnx-int8", "onnx", "torch"],
                         help="how the sentence-transformers model runs, exported once to "
                              "ONNX and run without torch: onnx-int8 (default; int8 weights, "
@@ -99,11 +99,17 @@ def _positive(text: str) -> float:
     return value
 
 
-def _settings(args):
-    from .embed import DEFAULT_MODEL
+def _settings(args, *, building: bool = False):
+    """The index settings the flags ask for; None when they name none, so that an index is
+    read with whatever it was built with (a build takes the defaults)."""
+    from .embed import DEFAULT_BACKEND, DEFAULT_MODEL
     from .index import IndexSettings
 
-    return IndexSettings(model=args.model or DEFAULT_MODEL, backend=args.backend,
+    if not building and args.model is None and args.backend is None and \
+            not args.no_multilingual and not args.e5:
+        return None
+    return IndexSettings(model=args.model or DEFAULT_MODEL,
+                         backend=args.backend or DEFAULT_BACKEND,
                          multilingual=not args.no_multilingual, e5=args.e5)
 
 
@@ -140,7 +146,8 @@ def _run(args) -> int:
 
     if args.command == "build":
         index = build(args.index, root=Path.cwd(), sources=args.sources or None,
-                      settings=_settings(args), progress=_progress, cache_dir=args.cache_dir)
+                      settings=_settings(args, building=True), progress=_progress,
+                      cache_dir=args.cache_dir)
         m = index.manifest
         print(f"indexed {m['passages']} passages ({m['clauses']} clauses, "
               f"{m['words']['count']} words) from {m['documents']} answers in "

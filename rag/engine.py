@@ -7,7 +7,14 @@ from pathlib import Path
 
 from .embed import Embedder
 from .errors import IndexCorruptError, IndexMissingError, IndexStaleError, RagError
-from .index import Index, IndexSettings, build_index, load_index
+from .index import (
+    Index,
+    IndexSettings,
+    build_index,
+    load_index,
+    read_manifest,
+    recorded_settings,
+)
 from .lexical import K1
 from .retrieve import Engine, Weights, open_engine
 
@@ -30,6 +37,8 @@ def load_engine(index_dir: str | Path = "index", *, root: str | Path | None = No
         index_dir: the index folder; `root` (default: its parent) is what citation paths are
             relative to.
         sources: transcripts; default: those the index was built from, or `ROOT/data/*.txt`.
+        settings: what the index must be built with; default: whatever it was built with
+            (a rebuild keeps them where the manifest can be read, else takes the defaults).
         rebuild: build the index when it is missing, stale or damaged (else raise).
         on_rebuild: told why a rebuild happens.
         cache_dir: where models exported to ONNX are kept (default ~/.cache/rag/models).
@@ -37,7 +46,6 @@ def load_engine(index_dir: str | Path = "index", *, root: str | Path | None = No
             together (the defaults for interviews; docs/quality-piaf.md for encyclopedic text).
     """
     index_dir = Path(index_dir)
-    settings = settings or IndexSettings()
     root = Path(root) if root is not None else index_dir.resolve().parent
     if isinstance(sources, str | Path):  # one transcript, not the letters of its name
         sources = [sources]
@@ -51,10 +59,19 @@ def load_engine(index_dir: str | Path = "index", *, root: str | Path | None = No
             raise
         if on_rebuild:
             on_rebuild(str(exc))
+        settings = settings or _built_with(index_dir)
         index = build(index_dir, root=root, sources=paths, settings=settings,
                       embedders=embedders, progress=progress, cache_dir=cache_dir)
     return open_engine(index, weights=weights or Weights(), k1=k1, embedders=embedders,
                        cache_dir=Path(cache_dir) if cache_dir is not None else None)
+
+
+def _built_with(index_dir: Path) -> IndexSettings:
+    """The settings an index was built with, or the defaults when they cannot be read."""
+    try:
+        return recorded_settings(read_manifest(index_dir)[1])
+    except RagError:
+        return IndexSettings()
 
 
 def build(index_dir: str | Path = "index", *, root: str | Path | None = None,

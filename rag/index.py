@@ -488,11 +488,25 @@ def _check_shape(manifest: dict, build: Path | None = None) -> None:
         raise IndexCorruptError(f"the index manifest{where} is damaged ({problem})")
 
 
-def check_manifest(manifest: dict, *, sources: dict[str, str], settings: IndexSettings) -> None:
+def recorded_settings(manifest: dict) -> IndexSettings:
+    """The settings an index was built with, as its manifest records them: what a reader
+    that names none opens it with. Settings this version cannot take make it stale."""
+    raw = manifest.get("settings")
+    defaults = asdict(IndexSettings())
+    if not isinstance(raw, dict) or set(raw) != set(defaults) or \
+            any(type(raw[k]) is not type(v) for k, v in defaults.items()):
+        raise IndexStaleError(f"the index was built with settings this version does not "
+                              f"read ({raw!r})")
+    return IndexSettings(**raw)
+
+
+def check_manifest(manifest: dict, *, sources: dict[str, str],
+                   settings: IndexSettings | None) -> None:
     """Raise IndexStaleError unless the manifest matches these sources and settings.
 
-    `sources` maps each transcript's name to its current sha256. A manifest whose fields lack
-    their types is an IndexCorruptError.
+    `sources` maps each transcript's name to its current sha256; `settings` None accepts those
+    the index was built with. A manifest whose fields lack their types is an
+    IndexCorruptError.
     """
     _check_format(manifest)
     _check_shape(manifest)
@@ -502,14 +516,17 @@ def check_manifest(manifest: dict, *, sources: dict[str, str], settings: IndexSe
     changed = [name for name, digest in sources.items() if built[name] != digest]
     if changed:
         raise IndexStaleError(f"the transcript changed since the index was built: {changed}")
+    if settings is None:
+        settings = recorded_settings(manifest)
     if manifest.get("settings") != asdict(settings):
         raise IndexStaleError(f"the index was built with {manifest.get('settings')}, "
                               f"not {asdict(settings)}")
 
 
 def load_index(index_dir: Path, *, root: Path, sources: list[Path] | None = None,
-               settings: IndexSettings = IndexSettings()) -> Index:
-    """Load and verify an index; sources default to those the manifest names."""
+               settings: IndexSettings | None = None) -> Index:
+    """Load and verify an index; sources default to those the manifest names, and settings
+    (None) to those it was built with: given, they must be the ones it was built with."""
     import faiss
 
     build, manifest = read_manifest(index_dir)

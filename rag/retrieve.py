@@ -179,6 +179,18 @@ class Engine:
                                  {d.speaker for d in corpus.documents if d.speaker},
                                  language=self._scope.language)
         self._read: dict[str, str] = {}
+        self._models = models_read(self.weights, list(self.index.vectors))
+
+
+def models_read(weights: Weights, models: list[str]) -> tuple[str, ...]:
+    """The models whose signals the weights read: a question is embedded only with these, as
+    each model costs its encoding (multilingual-e5-small about 20 ms, where the others take a
+    few). The multilingual encoder also counts when abstention reads term coverage, whose
+    words it embeds."""
+    def read(name):
+        return weights.uses(f"{KINDS.get(name, 'dense')}.") or (
+            name == MULTILINGUAL_MODEL and weights.uses("query.term_coverage"))
+    return tuple(name for name in models if read(name))
 
 
 def titled(engine: Engine) -> BM25:
@@ -317,17 +329,19 @@ def read_question(engine: Engine, query: str) -> str:
 READ_CACHE = 4096
 
 
-def embed_queries(engine: Engine, queries: list[str]) -> list[dict[str, np.ndarray]]:
-    """Each query's vector under each model, one batch per model (cheaper than one by one).
+def embed_queries(engine: Engine, queries: list[str], *,
+                  every_model: bool = False) -> list[dict[str, np.ndarray]]:
+    """Each query's vector under each model the weights read (`every_model`: each model of
+    the index, for refitting the weights), one batch per model (cheaper than one by one).
 
     The models run side by side, one thread each: each runs its own work on one core, and
     encoding the question is most of what a warm answer costs.
     The multilingual encoder also embeds the questions' words that term coverage has no
     vector for yet, in the same batch (one call costs more than a few words more).
     """
-    names = list(engine.embedders)
+    names = list(engine.index.vectors) if every_model else list(engine._models)
     texts = [read_question(engine, q) for q in queries]  # as the encoders read text
-    words = engine._coverage.missing(texts)
+    words = engine._coverage.missing(texts) if MULTILINGUAL_MODEL in names else []
 
     def run(name):
         embedder = engine.embedders[name]
@@ -399,7 +413,8 @@ def candidates(engine: Engine, lexical_of: Callable[[], np.ndarray],
         lexical = lexical_of()
         return nearest_within(engine, chosen, lexical, qvecs, count), lexical
     depth = min(n, count * -(-n // size), count * 40)
-    searches = [(vec.faiss_index, qvecs[name]) for name, vec in engine.index.vectors.items()]
+    searches = [(vec.faiss_index, qvecs[name]) for name, vec in engine.index.vectors.items()
+                if name in qvecs]
     found, lexical = nearest(searches, depth, lexical_of)
     within = lexical if allowed is None else np.where(allowed, lexical, 0.0)
     pool = set(top_ids(within, count).tolist())
@@ -419,14 +434,17 @@ def nearest_within(engine: Engine, chosen: np.ndarray, lexical: np.ndarray,
     """The lexical and each model's `count` best among the `chosen` passages, found exactly."""
     return np.unique(np.concatenate([chosen[top_ids(lexical[chosen], count)]] + [
         chosen[top_ids(vec.passages[chosen] @ qvecs[name] + 2.0, count)]
-        for name, vec in engine.index.vectors.items()]))
+        for name, vec in engine.index.vectors.items() if name in qvecs]))
 
 
 def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | None = None,
                   allowed: np.ndarray | None = None, *, with_overlap: bool | None = None,
-                  with_titled: bool | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                  with_titled: bool | None = None,
+                  every_model: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Candidate passage ids and their raw signals (rows) by name (columns).
 
+    `qvecs`: the query's vector under each model whose signals are wanted (by default those
+    the weights read, or with `every_model` every model of the index, as a refit wants).
     `allowed`: a mask of the passages that may be cited (`select_sources`), or None for all.
     `with_overlap`: add the word-for-word overlap signals (rag/overlap.py), and
     `with_titled` BM25 over each document with its question (`titled`); by default each only
@@ -436,13 +454,15 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
     bm25, ignore = engine._bm25, engine._speaker_terms
     query = read_question(engine, query)
     if qvecs is None:
-        qvecs = embed_queries(engine, [query])[0]
+        qvecs = embed_queries(engine, [query], every_model=every_model)[0]
     # every passage's lexical score: its best passages join the candidates
     ids, lexical = candidates(engine, lambda: bm25["passage"].scores(query, ignore=ignore),
                               qvecs, allowed)
     docs = engine._doc_of[ids]
     columns, names = [], []
     for name, vec in engine.index.vectors.items():
+        if name not in qvecs:  # a model the weights do not read
+            continue
         q = qvecs[name]
         kind = KINDS.get(name, "dense")
         own = vec.passages[ids] @ q

@@ -211,8 +211,8 @@ def test_an_index_built_with_e5_ranks_with_its_signals(scratch, embedders):
 
     settings = IndexSettings(e5=True)
     build(scratch / "index", root=scratch, settings=settings, embedders=dict(embedders))
-    with pytest.raises(IndexStaleError):
-        load_engine(scratch / "index", root=scratch)
+    with pytest.raises(IndexStaleError):  # asked for without e5, it is another index
+        load_engine(scratch / "index", root=scratch, settings=IndexSettings())
     e5_only = Weights(rank=(("e5.pair", 1.0),), abstain=(), abstain_bias=1.0)
     engine = load_engine(scratch / "index", root=scratch, settings=settings, weights=e5_only)
     assert E5_MODEL in engine.embedders
@@ -222,3 +222,27 @@ def test_an_index_built_with_e5_ranks_with_its_signals(scratch, embedders):
     answer = ask(engine, "Was the cancelled submarine contract a disappointment?")
     text = engine.index.corpus.texts[answer.citations[0].source]
     assert all(text[c.start:c.end] == c.text for c in answer.citations)
+
+
+def test_an_engine_embeds_questions_only_with_the_models_its_weights_read(scratch, embedders,
+                                                                           engine):
+    """An index built with e5 but read with weights that leave e5 out is opened as built (no
+    settings named) and answers exactly as the index without e5 does: e5 never reads the
+    question, so it costs nothing. A refit still sees every model's signals."""
+    from rag import E5_MODEL, IndexSettings, build, load_engine
+    from rag.retrieve import embed_queries, signal_matrix
+
+    build(scratch / "index", root=scratch, settings=IndexSettings(e5=True),
+          embedders=dict(embedders))
+    opened = load_engine(scratch / "index", root=scratch)
+    assert E5_MODEL in opened.embedders
+    question = "What do the United States do with France in Africa?"
+    assert set(embed_queries(opened, [question])[0]) == set(engine.embedders)
+    assert E5_MODEL in embed_queries(opened, [question], every_model=True)[0]
+    hits = rag.search(opened, question, k=5)
+    plain = rag.search(engine, question, k=5)
+    assert [h.passage.start for h in hits] == [h.passage.start for h in plain]
+    assert [v for h in hits for v in (h.score, h.confidence)] == \
+        pytest.approx([v for h in plain for v in (h.score, h.confidence)], abs=1e-5)  # rebuilt
+    assert not any(name.startswith("e5.") for name in hits[0].signals)
+    assert "e5.pair" in signal_matrix(opened, question, every_model=True)[2]

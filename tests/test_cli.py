@@ -89,6 +89,25 @@ def test_stale_index_exits_3_with_a_message(scratch):
     assert out.returncode == 3 and "changed" in out.stderr
 
 
+def test_an_index_is_read_with_the_settings_it_was_built_with(scratch):
+    """Flags naming no setting open an index as it was built; flags naming other settings
+    find it stale, and a rebuild without flags keeps its settings."""
+    built = rag("build", "--no-multilingual", cwd=scratch)
+    assert built.returncode == 0, built.stderr
+    out = rag("ask", "--json", "Que fait-on au Sahel ?", cwd=scratch)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["citations"][0]["answer"] == 3
+    out = rag("ask", "--backend", "onnx", "Sahel", cwd=scratch)
+    assert out.returncode == 3 and "'multilingual': False" in out.stderr, out.stderr
+    path = scratch / "data" / "blinken-france2-2021-10.txt"
+    path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    out = rag("ask", "--rebuild", "--json", "Sahel", cwd=scratch)
+    assert out.returncode == 0 and "rebuilding the index" in out.stderr, out.stderr
+    current = (scratch / "index" / "CURRENT").read_text(encoding="utf-8").strip()
+    manifest = json.loads((scratch / "index" / current / "manifest.json").read_text())
+    assert manifest["settings"]["multilingual"] is False
+
+
 def test_malformed_transcript_exits_4_naming_the_line(tmp_path):
     (tmp_path / "bad.txt").write_text("date 2021-10 X : Q ?\n\n\"never closed\n", encoding="utf-8")
     out = rag("build", "bad.txt", cwd=tmp_path)
