@@ -36,7 +36,7 @@ def in_unit_range(figures: dict, keys) -> bool:
 
 
 @pytest.mark.skipif(not (DATA / "piaf-v1.1.json").exists(), reason="no PIAF data")
-@pytest.mark.parametrize("weights", ["default", "piaf-overlap"])
+@pytest.mark.parametrize("weights", ["default", "piaf-e5"])
 def test_piaf_prints_engine_and_baseline_figures(tmp_path, weights):
     out = run_bench("piaf.py", ["--limit", "20", "--weights", weights], tmp_path)
     assert out["weights"] == weights and in_unit_range(out, METRICS)
