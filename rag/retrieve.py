@@ -179,7 +179,6 @@ class Engine:
                                  {d.speaker for d in corpus.documents if d.speaker},
                                  language=self._scope.language)
         self._read: dict[str, str] = {}
-        self._models = models_read(self.weights, list(self.index.vectors))
 
 
 def models_read(weights: Weights, models: list[str]) -> tuple[str, ...]:
@@ -339,7 +338,9 @@ def embed_queries(engine: Engine, queries: list[str], *,
     The multilingual encoder also embeds the questions' words that term coverage has no
     vector for yet, in the same batch (one call costs more than a few words more).
     """
-    names = list(engine.index.vectors) if every_model else list(engine._models)
+    names = list(engine.index.vectors)
+    if not every_model:
+        names = list(models_read(engine.weights, names))
     texts = [read_question(engine, q) for q in queries]  # as the encoders read text
     words = engine._coverage.missing(texts) if MULTILINGUAL_MODEL in names else []
 
