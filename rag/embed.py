@@ -15,6 +15,8 @@ reads questions otherwise than passages has `embed_queries` beside `embed_batch`
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -42,6 +44,35 @@ def embed_questions(embedder: Embedder, texts: list[str]) -> np.ndarray:
     """Questions' vectors: through `embed_queries` for a model that reads questions its own
     way (a retrieval model's "query: " side), else as any text."""
     return getattr(embedder, "embed_queries", embedder.embed_batch)(texts)
+
+
+@dataclass
+class Deferred:
+    """An embedder loaded the first time it embeds: a model of the index that the ranking
+    weights do not read (e5 under the interview weights) costs no start-up time or memory
+    until something asks for its vectors, as a refit of the weights does."""
+
+    name: str
+    dim: int
+    load: Callable[[], Embedder] = field(repr=False)
+    _model: Embedder | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def model(self) -> Embedder:
+        with self._lock:  # two first questions at once load it once
+            if self._model is None:
+                self._model = self.load()
+            return self._model
+
+    def embed_batch(self, texts: list[str]) -> np.ndarray:
+        return self.model().embed_batch(texts)
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return embed_questions(self.model(), texts)
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:

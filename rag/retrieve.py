@@ -22,7 +22,7 @@ import itertools
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,6 +34,7 @@ from .embed import (
     DEFAULT_BACKEND,
     E5_MODEL,
     MULTILINGUAL_MODEL,
+    Deferred,
     Embedder,
     embed_questions,
     load_embedder,
@@ -159,8 +160,9 @@ class Engine:
             vocabulary.update(bm25.vocabulary)
         self._grams = GramBM25(self._bm25["pair"].documents)
         self._speaker_grams = {g for d in corpus.documents for g in char_grams(d.speaker or "")}
-        self._distinct = {name: distinctness(vec.passages)
-                          for name, vec in self.index.vectors.items()}
+        # now for the models the weights read; any other's when a refit reads it
+        self._distinct = {name: distinctness(self.index.vectors[name].passages)
+                          for name in models_read(self.weights, list(self.index.vectors))}
         n = len(corpus.passages)
         self._clause_rows = {name: np.searchsorted(vec.clause_of, np.arange(n + 1))
                              for name, vec in self.index.vectors.items() if len(vec.clauses)}
@@ -281,6 +283,15 @@ def distinctness(passages: np.ndarray, *, step: int = 16_384) -> np.ndarray:
     return out
 
 
+def distinct_of(engine: Engine, name: str) -> np.ndarray:
+    """A model's passage distinctness, computed once, when its signals are first read (a model
+    the weights leave out is read only by a refit)."""
+    found = engine._distinct.get(name)
+    if found is None:
+        found = engine._distinct[name] = distinctness(engine.index.vectors[name].passages)
+    return found
+
+
 def closest_clause(clauses: np.ndarray, rows: np.ndarray, ids: np.ndarray, query: np.ndarray,
                    passage: np.ndarray) -> np.ndarray:
     """For passages `ids`, the best cosine to the query among each one's clauses and itself.
@@ -304,13 +315,17 @@ def closest_clause(clauses: np.ndarray, rows: np.ndarray, ids: np.ndarray, query
 def open_engine(index: Index, *, weights: Weights = Weights(), k1: float = K1,
                 embedders: dict[str, Embedder] | None = None,
                 cache_dir: Path | None = None) -> Engine:
-    """An engine over a loaded index, loading each of its models once, as it was built."""
+    """An engine over a loaded index, with each of its models as it was built: those the
+    weights read loaded now, any other when first asked for vectors (`Deferred`)."""
     embedders = dict(embedders or {})
     backend = index.manifest.get("settings", {}).get("backend", DEFAULT_BACKEND)
+    read = models_read(weights, [entry["name"] for entry in index.manifest["models"]])
     for entry in index.manifest["models"]:
-        if entry["name"] not in embedders:
-            embedders[entry["name"]] = load_embedder(entry["name"], backend=backend,
-                                                     cache_dir=cache_dir)
+        name = entry["name"]
+        if name in embedders:
+            continue
+        load = partial(load_embedder, name, backend=backend, cache_dir=cache_dir)
+        embedders[name] = load() if name in read else Deferred(name, int(entry["dim"]), load)
     return Engine(index, embedders, weights, k1)
 
 
@@ -468,7 +483,7 @@ def signal_matrix(engine: Engine, query: str, qvecs: dict[str, np.ndarray] | Non
         kind = KINDS.get(name, "dense")
         own = vec.passages[ids] @ q
         columns += [own, vec.documents[docs] @ q, vec.questions[docs] @ q,
-                    vec.pairs[ids] @ q, engine._distinct[name][ids]]
+                    vec.pairs[ids] @ q, distinct_of(engine, name)[ids]]
         names += [f"{kind}.{s}" for s in SIGNALS] + [f"{kind}.distinct"]
         if name in engine._clause_rows:
             columns.append(closest_clause(vec.clauses, engine._clause_rows[name], ids, q, own))

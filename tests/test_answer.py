@@ -227,9 +227,11 @@ def test_an_index_built_with_e5_ranks_with_its_signals(scratch, embedders):
 def test_an_engine_embeds_questions_only_with_the_models_its_weights_read(scratch, embedders,
                                                                            engine):
     """An index built with e5 but read with weights that leave e5 out is opened as built (no
-    settings named) and answers exactly as the index without e5 does: e5 never reads the
-    question, so it costs nothing. A refit still sees every model's signals."""
+    settings named) and answers exactly as the index without e5 does: e5 is not even loaded
+    until something asks for its vectors, so it costs nothing. A refit still sees every
+    model's signals."""
     from rag import E5_MODEL, IndexSettings, build, load_engine
+    from rag.embed import Deferred
     from rag.retrieve import embed_queries, signal_matrix
 
     build(scratch / "index", root=scratch, settings=IndexSettings(e5=True),
@@ -238,8 +240,12 @@ def test_an_engine_embeds_questions_only_with_the_models_its_weights_read(scratc
     assert E5_MODEL in opened.embedders
     question = "What do the United States do with France in Africa?"
     assert set(embed_queries(opened, [question])[0]) == set(engine.embedders)
-    assert E5_MODEL in embed_queries(opened, [question], every_model=True)[0]
     hits = rag.search(opened, question, k=5)
+    deferred = opened.embedders[E5_MODEL]
+    assert not deferred.loaded and E5_MODEL not in opened._distinct
+    assert not any(isinstance(e, Deferred) for e in opened.embedders.values() if e is not deferred)
+    assert E5_MODEL in embed_queries(opened, [question], every_model=True)[0]
+    assert deferred.loaded
     plain = rag.search(engine, question, k=5)
     assert [h.passage.start for h in hits] == [h.passage.start for h in plain]
     assert [v for h in hits for v in (h.score, h.confidence)] == \

@@ -101,6 +101,8 @@ def test_coldstart_times_ask_serve_and_baselines(tmp_path):
     out = run_bench("coldstart.py", ["--smoke"], tmp_path)
     for key in ("ask", "baseline", "python", "serve"):
         assert len(out[key]["runs"]) == 1 and out[key]["median_s"] > 0
+    for key in ("ask", "baseline", "python"):
+        assert out[key]["peak_rss_mb"] > 5  # a Python process's own, at least
     assert "gradio" not in out["ask_heavy_imports"]
     assert out["ask_over_baseline"] > 0
 
