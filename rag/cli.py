@@ -71,8 +71,10 @@ def _parser() -> argparse.ArgumentParser:
                     '["exact substring", ...]} for a question the transcripts answer (answer '
                     'N, from 1), {"id", "lang", "question", "abstain": true} for one they do '
                     'not; optional "previous" (the question before a follow-up) and "source" '
-                    "(the transcript, when several are indexed). The file is checked before "
-                    "it is scored; each miss is listed with what it expected and got.")
+                    "(the transcript, when several are indexed). Evidence typed rather than "
+                    "copied is found regardless of case, accents, apostrophes, quotes and "
+                    "spacing. The file is checked before it is scored; each miss is listed "
+                    "with what it expected and got.")
     ev.add_argument("gold", help="gold JSONL file")
     ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
 

@@ -10,12 +10,17 @@ citation that is evidence), off-topic abstention, false abstention, and citation
 
 A gold set is checked before anything is scored: a line that is not a gold item, evidence
 that is not in the transcript or an answer number it does not have would otherwise score as
-a miss of the engine's, silently.
+a miss of the engine's, silently. Evidence is looked up word for word, and failing that as it
+would be typed rather than copied: whatever its case, accents, style of apostrophes and quotes
+(`’`, `«»`) and runs of spaces ("ce qu’on  fait" is "Ce qu'on fait", "États-Unis" is
+"Etats-Unis").
 """
 
 from __future__ import annotations
 
 import json
+import unicodedata
+from functools import lru_cache
 from pathlib import Path
 
 from .answer import ask, clean_previous, clean_question
@@ -140,18 +145,52 @@ def check_gold(engine: Engine, gold: list[dict]) -> None:
             raise InputFileError(f"{name}: no answer {item['turn']} in "
                                  f"{source or 'the transcripts'}")
         for piece in item["evidence"]:
-            if not any(piece in texts[s] for s in sources):
-                raise InputFileError(f"{name}: evidence not found word for word in "
-                                     f"{source or 'the transcripts'}: {piece[:80]!r}")
+            if not any(locate(texts[s], piece) for s in sources):
+                raise InputFileError(f"{name}: evidence not found in "
+                                     f"{source or 'the transcripts'}, even regardless of case, "
+                                     f"accents, apostrophes, quotes and spacing: {piece[:80]!r}")
+
+
+_QUOTES = str.maketrans({**dict.fromkeys("\u2019\u2018\u02bc\uff07\u00b4`", "'"),
+                         **dict.fromkeys("\u201c\u201d\u201e\u00ab\u00bb\u2039\u203a",
+                                         '"')})
+
+
+@lru_cache(maxsize=16)
+def _as_typed(text: str) -> tuple[str, tuple[int, ...]]:
+    """`text` compared as typed (lower case, no accents, plain apostrophes, quotation marks
+    as spaces, for `« Si` and `"Si`, and a run of spaces as one), and where each of its
+    characters starts in `text`, plus its end."""
+    out, where = [], []
+    space = False
+    for i, ch in enumerate(text):
+        for c in unicodedata.normalize("NFKD", ch).translate(_QUOTES).casefold():
+            if c.isspace() or c == '"':
+                if not space:
+                    out.append(" ")
+                    where.append(i)
+                space = True
+            elif not unicodedata.combining(c):
+                out.append(c)
+                where.append(i)
+                space = False
+    return "".join(out), (*where, len(text))
+
+
+def locate(text: str, piece: str) -> tuple[int, int] | None:
+    """Where a piece of evidence lies in `text`: word for word, else as typed (`_as_typed`);
+    None when it is not there."""
+    at = text.find(piece)
+    if at >= 0:
+        return at, at + len(piece)
+    key = _as_typed(piece)[0].strip()
+    typed, where = _as_typed(text)
+    at = typed.find(key) if key else -1
+    return (where[at], where[at + len(key)]) if at >= 0 else None
 
 
 def evidence_spans(text: str, evidence: list[str]) -> list[tuple[int, int]]:
-    spans = []
-    for piece in evidence:
-        at = text.find(piece)
-        if at >= 0:
-            spans.append((at, at + len(piece)))
-    return spans
+    return [span for piece in evidence if (span := locate(text, piece))]
 
 
 def _overlap(a: tuple[int, int], b: tuple[int, int]) -> int:

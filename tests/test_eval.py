@@ -88,6 +88,32 @@ def test_evidence_or_answers_the_transcript_lacks_are_refused_not_scored(engine)
             evaluate(engine, [item])
 
 
+@pytest.mark.parametrize("typed", [
+    "FAIRE encore plus ensemble au SAHEL",             # case
+    "faire encore plus  ensemble\nau Sahel",           # spacing
+    "« faire encore plus ensemble au Sahel »",          # quotation marks
+])
+def test_evidence_typed_rather_than_copied_scores_as_the_copied_evidence(engine, typed):
+    """A researcher who types evidence, or copies it through a word processor, gets it found
+    where the transcript has it, not the whole file refused."""
+    copied = evaluate(engine, [SAHEL])
+    report = evaluate(engine, [{**SAHEL, "evidence": [typed]}])
+    assert report["all"] == copied["all"] and report["all"]["evidence@1"] == 1.0
+
+
+def test_evidence_is_located_whatever_its_apostrophes_and_accents(engine):
+    from rag.evaluate import locate
+
+    text = engine.index.corpus.texts[next(iter(engine.index.corpus.texts))]
+    for copied, typed in [("Ce qu'on fait maintenant", "ce qu\u2019on fait maintenant"),
+                          ("la France et les Etats-Unis", "la France et les États-Unis"),
+                          ("je crois que nous sommes très engagés",
+                           "je crois que nous sommes tre\u0300s engage\u0301s")]:
+        at = text.find(copied)
+        assert at >= 0 and locate(text, typed) == (at, at + len(copied))
+    assert locate(text, "faire encore plus ensemble au Mali") is None
+
+
 def test_the_command_names_the_file_of_a_gold_item_the_index_cannot_score(project, tmp_path):
     path = write(tmp_path / "gold.jsonl", {**SAHEL, "evidence": ["pas dans l'entretien"]})
     out = rag("eval", str(path), cwd=project)
