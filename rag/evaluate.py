@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from array import array
 from functools import lru_cache
 from pathlib import Path
 
@@ -145,7 +146,7 @@ def check_gold(engine: Engine, gold: list[dict]) -> None:
             raise InputFileError(f"{name}: no answer {item['turn']} in "
                                  f"{source or 'the transcripts'}")
         for piece in item["evidence"]:
-            if not any(locate(texts[s], piece) for s in sources):
+            if not located({s: texts[s] for s in sources}, piece):
                 raise InputFileError(f"{name}: evidence not found in "
                                      f"{source or 'the transcripts'}, even regardless of case, "
                                      f"accents, apostrophes, quotes and spacing: {piece[:80]!r}")
@@ -156,12 +157,12 @@ _QUOTES = str.maketrans({**dict.fromkeys("\u2019\u2018\u02bc\uff07\u00b4`", "'")
                                          '"')})
 
 
-@lru_cache(maxsize=16)
-def _as_typed(text: str) -> tuple[str, tuple[int, ...]]:
+@lru_cache(maxsize=64)
+def _as_typed(text: str) -> tuple[str, array]:
     """`text` compared as typed (lower case, no accents, plain apostrophes, quotation marks
     as spaces, for `« Si` and `"Si`, and a run of spaces as one), and where each of its
     characters starts in `text`, plus its end."""
-    out, where = [], []
+    out, where = [], array("q")
     space = False
     for i, ch in enumerate(text):
         for c in unicodedata.normalize("NFKD", ch).translate(_QUOTES).casefold():
@@ -174,19 +175,30 @@ def _as_typed(text: str) -> tuple[str, tuple[int, ...]]:
                 out.append(c)
                 where.append(i)
                 space = False
-    return "".join(out), (*where, len(text))
+    where.append(len(text))
+    return "".join(out), where
 
 
 def locate(text: str, piece: str) -> tuple[int, int] | None:
     """Where a piece of evidence lies in `text`: word for word, else as typed (`_as_typed`);
     None when it is not there."""
-    at = text.find(piece)
-    if at >= 0:
-        return at, at + len(piece)
+    return located({"": text}, piece).get("")
+
+
+def located(texts: dict[str, str], piece: str) -> dict[str, tuple[int, int]]:
+    """Where a piece of evidence lies in each of `texts` that has it: word for word, and only
+    when none has it so, as typed (the slower reading, for evidence typed, not copied)."""
+    found = {name: (at, at + len(piece)) for name, text in texts.items()
+             if (at := text.find(piece)) >= 0}
     key = _as_typed(piece)[0].strip()
-    typed, where = _as_typed(text)
-    at = typed.find(key) if key else -1
-    return (where[at], where[at + len(key)]) if at >= 0 else None
+    if found or not key:
+        return found
+    for name, text in texts.items():
+        typed, where = _as_typed(text)
+        at = typed.find(key)
+        if at >= 0:
+            found[name] = (where[at], where[at + len(key)])
+    return found
 
 
 def evidence_spans(text: str, evidence: list[str]) -> list[tuple[int, int]]:
@@ -216,8 +228,11 @@ def score_one(engine: Engine, item: dict, *, k: int = 3) -> dict:
     if item["abstain"]:
         return row
     source = item.get("source")
-    evidence = {name: evidence_spans(text, item["evidence"]) for name, text in texts.items()
-                if source in (None, name)}
+    scope = {name: text for name, text in texts.items() if source in (None, name)}
+    evidence: dict[str, list[tuple[int, int]]] = {name: [] for name in scope}
+    for piece in item["evidence"]:
+        for name, span in located(scope, piece).items():
+            evidence[name].append(span)
 
     def right(citation_source: str, turn: int) -> bool:
         return turn == item["turn"] and source in (None, citation_source)
