@@ -8,10 +8,12 @@ tuning; odd positions are held out and reported, never tuned on.
 
     python bench/piaf.py [--split even|odd] [--json] [--limit N] [--weights NAME]
 
---weights: default (rag.retrieve.Weights), piaf (refitted on the even split), piaf-lexical
-(refitted, with BM25 k1=0.1 and a title+paragraph BM25 signal; see docs/quality-piaf.md),
-piaf-clause (the same, refitted with every current signal, the multilingual clause among them)
-and piaf-overlap (piaf-clause with the word-for-word overlap signals of rag/overlap.py).
+--weights: piaf-e5 by default (piaf-overlap with multilingual-e5-small's signals, refitted on
+the even split: the engine as it is set up for encyclopedic text), default (rag.retrieve.Weights,
+fitted on the interview), piaf (refitted on the even split), piaf-lexical (refitted, with BM25
+k1=0.1 and a title+paragraph BM25 signal; see docs/quality-piaf.md), piaf-clause (the same,
+refitted with every current signal, the multilingual clause among them) and piaf-overlap
+(piaf-clause with the word-for-word overlap signals of rag/overlap.py).
 
 Baselines: all-MiniLM-L6-v2 over whole paragraphs in FAISS (the tutorial RAG stack), Okapi
 BM25 with the Snowball French stemmer, and multilingual USE over whole paragraphs.
@@ -297,7 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="end with one line of JSON")
     parser.add_argument("--limit", type=int, default=None,
                         help="index only the first N paragraphs (quick runs; not comparable)")
-    parser.add_argument("--weights", choices=list(VARIANTS), default="default")
+    parser.add_argument("--weights", choices=list(VARIANTS), default="piaf-e5",
+                        help="piaf-e5 (default): the weights fitted for encyclopedic text on "
+                             "the even split, reading multilingual-e5-small; default: the "
+                             "engine's own weights, fitted on the interview")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--no-cache", action="store_true", help="do not read or write "
                         "the embedding cache")
