@@ -84,7 +84,13 @@ def first_line(command: list[str], cwd: Path) -> tuple[float, str, float]:
         line = proc.stdout.readline()
         took = time.perf_counter() - started
         proc.stdout.read()  # to the end of its output: it is exiting
-        _, status, usage = os.wait4(proc.pid, 0)
+        deadline = time.perf_counter() + TIMEOUT
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        while pid == 0 and time.perf_counter() < deadline:
+            time.sleep(0.01)
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid == 0:
+            raise RuntimeError(f"{command[:4]} did not exit")
         code = proc.returncode = os.waitstatus_to_exitcode(status)
     finally:
         if proc.poll() is None:

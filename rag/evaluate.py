@@ -190,8 +190,10 @@ def located(texts: dict[str, str], piece: str) -> dict[str, tuple[int, int]]:
     when none has it so, as typed (the slower reading, for evidence typed, not copied)."""
     found = {name: (at, at + len(piece)) for name, text in texts.items()
              if (at := text.find(piece)) >= 0}
+    if found:
+        return found
     key = _as_typed(piece)[0].strip()
-    if found or not key:
+    if not key:
         return found
     for name, text in texts.items():
         typed, where = _as_typed(text)

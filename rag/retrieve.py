@@ -160,9 +160,9 @@ class Engine:
             vocabulary.update(bm25.vocabulary)
         self._grams = GramBM25(self._bm25["pair"].documents)
         self._speaker_grams = {g for d in corpus.documents for g in char_grams(d.speaker or "")}
-        # now for the models the weights read; any other's when a refit reads it
-        self._distinct = {name: distinctness(self.index.vectors[name].passages)
-                          for name in models_read(self.weights, list(self.index.vectors))}
+        self._distinct: dict[str, np.ndarray] = {}
+        for name in models_read(self.weights, list(self.index.vectors)):
+            distinct_of(self, name)  # now for the models the weights read; others on first use
         n = len(corpus.passages)
         self._clause_rows = {name: np.searchsorted(vec.clause_of, np.arange(n + 1))
                              for name, vec in self.index.vectors.items() if len(vec.clauses)}
