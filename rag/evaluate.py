@@ -19,10 +19,13 @@ would be typed rather than copied: whatever its case, accents, style of apostrop
 from __future__ import annotations
 
 import json
+import math
 import unicodedata
 from array import array
 from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 from .answer import ask, clean_previous, clean_question
 from .errors import InputFileError, QuestionError
@@ -282,14 +285,63 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
+# Each metric's per-question values: which questions count, and what each one scores.
+PER_QUESTION = {
+    "turn@1": (False, "turn@1"), "evidence@1": (False, "evidence@1"),
+    "evidence@3": (False, "evidence@3"), "MRR": (False, "rr"), "focus": (False, "focus"),
+    "abstention": (True, "abstained"), "false_abstention": (False, "abstained"),
+}
+Z95 = 1.959964
+BOOTSTRAP_MIN = 10  # fewer questions resample to too few distinct means to bound theirs
+
+
+def wilson(hits: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a rate: unlike the rate plus or minus two standard errors,
+    it stays within 0 to 1 and is not empty at 0 or 1 of a few dozen questions."""
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def bootstrap(values: list[float], *, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """A 95% percentile bootstrap interval of a mean (MRR, focus: not rates of yes or no),
+    seeded so that the same gold set always prints the same interval. Too narrow on a
+    handful of values (one value gives a point), hence `BOOTSTRAP_MIN`."""
+    data = np.asarray(values, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def intervals(rows: list[dict]) -> dict:
+    """95% intervals of each metric over these questions: with a few dozen questions a
+    metric moves by several points from one gold set to another, and two settings compared on
+    one set differ by chance unless their intervals say otherwise."""
+    out = {}
+    for metric, (off_topic, key) in PER_QUESTION.items():
+        values = [float(r[key]) for r in rows if r["abstain"] == off_topic]
+        mean = metric in ("MRR", "focus")
+        if not values or (mean and len(values) < BOOTSTRAP_MIN):
+            out[metric] = None
+            continue
+        lo, hi = bootstrap(values) if mean else wilson(int(sum(values)), len(values))
+        out[metric] = [round(lo, 3), round(hi, 3)]
+    return out
+
+
 def evaluate(engine: Engine, gold: list[dict], *, k: int = 3) -> dict:
-    """Metrics overall and per language, the ids of the questions that missed and, under
-    "missed", what each of them expected and got. Checks the gold set first (check_gold)."""
+    """Metrics overall and per language, their 95% intervals under "intervals", the ids of
+    the questions that missed and, under "missed", what each of them expected and got.
+    Checks the gold set first (check_gold)."""
     check_gold(engine, gold)
     rows = [score_one(engine, item, k=k) for item in gold]
     report = {"all": summarise(rows)}
+    spread = {"all": intervals(rows)}
     for lang in sorted({r["lang"] for r in rows}):
         report[lang] = summarise([r for r in rows if r["lang"] == lang])
+        spread[lang] = intervals([r for r in rows if r["lang"] == lang])
+    report["intervals"] = spread
     missed = [r for r in rows if r["abstain"] != r["abstained"]
               or (not r["abstain"] and not r["turn@1"])]
     report["misses"] = [r["id"] for r in missed]
@@ -309,7 +361,7 @@ def _miss(row: dict) -> dict:
 
 
 def format_table(report: dict) -> str:
-    groups = [g for g in report if g not in ("misses", "missed")]
+    groups = [g for g in report if g not in ("misses", "missed", "intervals")]
     metrics = list(report["all"])
     lines = ["metric".ljust(18) + "".join(g.rjust(10) for g in groups)]
     for m in metrics:
@@ -319,6 +371,14 @@ def format_table(report: dict) -> str:
             cells.append(("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v))
                          .rjust(10))
         lines.append(m.ljust(18) + "".join(cells))
+    spread = report.get("intervals")
+    if spread:
+        lines.append("")
+        lines.append("95% interval".ljust(18) + "".join(g.rjust(14) for g in groups))
+        for m in PER_QUESTION:
+            cells = [("-" if not spread[g].get(m) else
+                      f"{spread[g][m][0]:.2f}–{spread[g][m][1]:.2f}").rjust(14) for g in groups]
+            lines.append(m.ljust(18) + "".join(cells))
     if report["misses"]:
         lines.append("missed: " + ", ".join(str(i) for i in report["misses"]))
         for m in report.get("missed", []):

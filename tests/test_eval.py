@@ -194,3 +194,36 @@ def test_a_question_with_a_lone_surrogate_is_scored_as_ask_reads_it(engine, tmp_
     report = evaluate(engine, read_gold(path))
     assert report["all"]["questions"] == 1 and report["all"]["integrity"] == 1.0
     assert report["all"]["MRR"] == 1.0
+
+
+def test_each_metric_comes_with_a_95_percent_interval_around_it(engine):
+    """A few dozen questions leave a metric uncertain by several points: the report says by
+    how much, per language, so that two settings are not told apart by chance."""
+    gold = [SAHEL,
+            {**SAHEL, "id": "wrong-turn", "turn": 2,
+             "evidence": ["Au Sahel, il y a déjà un partenariat très important"]},
+            {**SAHEL, "id": "s2", "lang": "en", "question": "What about the Sahel?"},
+            OFF, {**OFF, "id": "o2", "lang": "fr", "question": "Qui a gagné la Coupe du monde ?"}]
+    report = evaluate(engine, gold)
+    for group in ("all", "en", "fr"):
+        spread = report["intervals"][group]
+        for metric, bounds in spread.items():
+            value = report[group][metric]
+            if value is None or metric in ("MRR", "focus"):  # no mean bounded from 3 values
+                assert bounds is None, (group, metric)
+                continue
+            lo, hi = bounds
+            assert 0.0 <= lo <= value <= hi <= 1.0, (group, metric, bounds, value)
+            assert hi - lo > 0.1, (group, metric)  # at most three questions: wide, never a point
+    # The Wilson interval of a rate: all of ten questions right still allows 72% in truth.
+    from rag.evaluate import wilson
+    assert [round(x, 3) for x in wilson(10, 10)] == [0.722, 1.0]
+    assert [round(x, 3) for x in wilson(0, 10)] == [0.0, 0.278]
+    table = format_table(report)
+    assert "95% interval" in table and "turn@1" in table.split("95% interval")[1]
+    # Means are bounded by resampling the questions, once there are enough of them.
+    many = evaluate(engine, [{**SAHEL, "id": f"s{i}"} for i in range(12)] + [
+        {**SAHEL, "id": "wrong-turn", "turn": 2,
+         "evidence": ["Au Sahel, il y a déjà un partenariat très important"]}])
+    lo, hi = many["intervals"]["all"]["MRR"]
+    assert lo < many["all"]["MRR"] <= hi
