@@ -264,33 +264,28 @@ def score_one(engine: Engine, item: dict, *, k: int = 3) -> dict:
     return row
 
 
-def summarise(rows: list[dict]) -> dict:
-    on = [r for r in rows if not r["abstain"]]
-    off = [r for r in rows if r["abstain"]]
-
-    def mean(values):
-        values = list(values)
-        return round(sum(values) / len(values), 4) if values else None
-
-    return {
-        "questions": len(rows), "on_topic": len(on), "off_topic": len(off),
-        "turn@1": mean(r["turn@1"] for r in on),
-        "evidence@1": mean(r["evidence@1"] for r in on),
-        "evidence@3": mean(r["evidence@3"] for r in on),
-        "MRR": mean(r["rr"] for r in on),
-        "focus": mean(r["focus"] for r in on),
-        "abstention": mean(r["abstained"] for r in off),
-        "false_abstention": mean(r["abstained"] for r in on),
-        "integrity": mean(r["integrity"] for r in rows),
-    }
-
-
 # Each metric's per-question values: which questions count, and what each one scores.
 PER_QUESTION = {
     "turn@1": (False, "turn@1"), "evidence@1": (False, "evidence@1"),
     "evidence@3": (False, "evidence@3"), "MRR": (False, "rr"), "focus": (False, "focus"),
     "abstention": (True, "abstained"), "false_abstention": (False, "abstained"),
 }
+
+
+def summarise(rows: list[dict]) -> dict:
+    on = [r for r in rows if not r["abstain"]]
+
+    def mean(values):
+        values = list(values)
+        return round(sum(values) / len(values), 4) if values else None
+
+    report = {"questions": len(rows), "on_topic": len(on), "off_topic": len(rows) - len(on)}
+    for metric, (off_topic, key) in PER_QUESTION.items():
+        report[metric] = mean(r[key] for r in rows if r["abstain"] == off_topic)
+    report["integrity"] = mean(r["integrity"] for r in rows)
+    return report
+
+
 Z95 = 1.959964
 BOOTSTRAP_MIN = 10  # fewer questions resample to too few distinct means to bound theirs
 
