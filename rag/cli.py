@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
                     "with what it expected and got.")
     ev.add_argument("gold", help="gold JSONL file")
     ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    ev.add_argument("--against", metavar="REPORT",
+                    help="an earlier `rag eval --json` report on the same gold set: list the "
+                         "questions gained and lost, with the chance of such a difference "
+                         "if neither run is better (exact McNemar test)")
 
     serve = sub.add_parser("serve", parents=[common], help="serve the browser UI and HTTP API")
     serve.add_argument("--host", default=os.environ.get("RAG_HOST", "127.0.0.1"))
@@ -166,15 +170,18 @@ def _run(args) -> int:
     if args.command == "ask":
         return _ask(args, load_engine)
     if args.command == "eval":
-        from .evaluate import evaluate, format_table, read_gold
+        from .evaluate import compare, evaluate, format_table, read_gold, read_report
 
         gold = read_gold(args.gold)
+        before = read_report(args.against) if args.against else None
         engine = load_engine(args.index, root=Path.cwd(), settings=_settings(args),
                              cache_dir=args.cache_dir)
         try:  # evaluate checks the gold set against the index before scoring anything
             report = evaluate(engine, gold)
         except InputFileError as exc:
             raise InputFileError(str(exc), source=args.gold) from None
+        if before is not None:
+            report["against"] = compare(report, before)
         print(json.dumps(report, ensure_ascii=False, indent=2) if args.json
               else format_table(report))
         return 0

@@ -337,11 +337,69 @@ def evaluate(engine: Engine, gold: list[dict], *, k: int = 3) -> dict:
         report[lang] = summarise([r for r in rows if r["lang"] == lang])
         spread[lang] = intervals([r for r in rows if r["lang"] == lang])
     report["intervals"] = spread
-    missed = [r for r in rows if r["abstain"] != r["abstained"]
-              or (not r["abstain"] and not r["turn@1"])]
-    report["misses"] = [r["id"] for r in missed]
-    report["missed"] = [_miss(r) for r in missed]
+    outcomes = [_outcome(r) for r in rows]
+    missed = [o for o in outcomes if not o["correct"]]
+    report["misses"] = [o["id"] for o in missed]
+    report["missed"] = [{k: o[k] for k in ("id", "expected", "got")} for o in missed]
+    report["per_question"] = outcomes
     return report
+
+
+def _outcome(row: dict) -> dict:
+    """What a question expected (None: an abstention) and got, and whether that is right:
+    an abstention off topic, or on topic a top citation from the right answer."""
+    return {"id": row["id"], "lang": row["lang"],
+            "correct": row["abstained"] if row["abstain"] else bool(row["turn@1"]),
+            "expected": row["expected"],
+            "got": "an abstention" if row["abstained"] else row["cited"]}
+
+
+def read_report(path: str | Path) -> dict:
+    """A report that `rag eval --json` wrote earlier, to compare a new run with."""
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputFileError("not UTF-8 text", source=str(path)) from None
+    except OSError as exc:
+        raise InputFileError(f"cannot read the earlier report ({exc.strerror or exc})",
+                             source=str(path)) from None
+    except (ValueError, RecursionError):
+        report = None
+    rows = report.get("per_question") if isinstance(report, dict) else None
+    if not isinstance(rows, list) or not all(
+            isinstance(r, dict) and "id" in r and isinstance(r.get("correct"), bool)
+            for r in rows):
+        raise InputFileError("not a report written by `rag eval --json`", source=str(path))
+    return report
+
+
+def mcnemar(lost: int, gained: int) -> float:
+    """The exact two-sided McNemar p-value: how likely a split of the changed questions at
+    least this uneven is when neither run is better (each change a fair coin)."""
+    n = lost + gained
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(lost, gained) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def compare(report: dict, before: dict) -> dict:
+    """Which questions a run gets right that an earlier run on the same gold set got wrong,
+    and the reverse, matched by id; with the chance of so uneven a split if neither run is
+    better. Questions in only one of the two runs are counted, not compared."""
+    def key(r):
+        return json.dumps(r["id"], sort_keys=True)
+
+    earlier = {key(r): r for r in before["per_question"]}
+    now = {key(r): r for r in report["per_question"]}
+    both = [k for k in now if k in earlier]
+    gained = [now[k]["id"] for k in both if now[k]["correct"] and not earlier[k]["correct"]]
+    lost = [now[k]["id"] for k in both if earlier[k]["correct"] and not now[k]["correct"]]
+    return {"compared": len(both), "only_now": len(now) - len(both),
+            "only_before": len(earlier) - len(both),
+            "right_before": sum(earlier[k]["correct"] for k in both),
+            "right_now": sum(now[k]["correct"] for k in both),
+            "gained": gained, "lost": lost, "p_value": round(mcnemar(len(lost), len(gained)), 4)}
 
 
 def _where(citation, transcripts: int) -> str:
@@ -349,14 +407,9 @@ def _where(citation, transcripts: int) -> str:
     return f"answer {citation.answer}" + (f" of {citation.source}" if transcripts > 1 else "")
 
 
-def _miss(row: dict) -> dict:
-    """A missed question: the answer it expected (None: an abstention) and what it got."""
-    return {"id": row["id"], "expected": row["expected"],
-            "got": "an abstention" if row["abstained"] else row["cited"]}
-
-
 def format_table(report: dict) -> str:
-    groups = [g for g in report if g not in ("misses", "missed", "intervals")]
+    groups = [g for g in report
+              if g not in ("misses", "missed", "intervals", "per_question", "against")]
     metrics = list(report["all"])
     lines = ["metric".ljust(18) + "".join(g.rjust(10) for g in groups)]
     for m in metrics:
@@ -379,4 +432,16 @@ def format_table(report: dict) -> str:
         for m in report.get("missed", []):
             expected = "an abstention" if m["expected"] is None else f"answer {m['expected']}"
             lines.append(f"  {m['id']}: expected {expected}, got {m['got']}")
+    against = report.get("against")
+    if against:
+        lines.append(f"against the earlier run ({against['compared']} questions in both): "
+                     f"right {against['right_before']} -> {against['right_now']}, "
+                     f"exact McNemar p = {against['p_value']:.3g}")
+        for label in ("gained", "lost"):
+            if against[label]:
+                lines.append(f"  {label}: " + ", ".join(str(i) for i in against[label]))
+        for label, count in (("only in this run", against["only_now"]),
+                             ("only in the earlier run", against["only_before"])):
+            if count:
+                lines.append(f"  {count} question{'s' * (count != 1)} {label}, not compared")
     return "\n".join(lines)

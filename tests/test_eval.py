@@ -227,3 +227,44 @@ def test_each_metric_comes_with_a_95_percent_interval_around_it(engine):
          "evidence": ["Au Sahel, il y a déjà un partenariat très important"]}])
     lo, hi = many["intervals"]["all"]["MRR"]
     assert lo < many["all"]["MRR"] <= hi
+
+
+def test_a_run_is_compared_with_an_earlier_report_question_by_question(engine, project,
+                                                                        tmp_path):
+    """`--against` names what a change gained and lost on the same gold set, and how likely
+    so uneven a split is by chance: a researcher's test of whether a setting helps."""
+    from rag.evaluate import compare, mcnemar, read_report
+
+    gold = [SAHEL, {**SAHEL, "id": "s2", "lang": "en", "question": "What about the Sahel?"},
+            OFF, {**OFF, "id": "o2", "question": "Qui a gagné la Coupe du monde ?"}]
+    now = evaluate(engine, gold)
+    assert [q["id"] for q in now["per_question"]] == ["s", "s2", "o", "o2"]
+    assert all(q["correct"] for q in now["per_question"])
+    same = compare(now, evaluate(engine, gold))
+    assert same["gained"] == same["lost"] == [] and same["p_value"] == 1.0
+    # An earlier run that got "s" wrong and that never asked "o2".
+    earlier = json.loads(json.dumps(now))
+    earlier["per_question"][0]["correct"] = False
+    del earlier["per_question"][3]
+    diff = compare(now, earlier)
+    assert diff["gained"] == ["s"] and diff["lost"] == []
+    assert (diff["compared"], diff["only_now"], diff["only_before"]) == (3, 1, 0)
+    assert (diff["right_before"], diff["right_now"]) == (2, 3)
+    # Six changes all one way are unlikely by chance (2 / 2**6); one each way is not at all.
+    assert mcnemar(0, 6) == pytest.approx(0.03125) and mcnemar(1, 1) == 1.0
+    # From the command line, with the earlier report as `--json` wrote it.
+    path = write(tmp_path / "gold.jsonl", *gold)
+    before = tmp_path / "before.json"
+    before.write_text(json.dumps(earlier), encoding="utf-8")
+    out = rag("eval", str(path), "--against", str(before), cwd=project)
+    assert out.returncode == 0, out.stderr
+    assert "right 2 -> 3" in out.stdout and "  gained: s\n" in out.stdout
+    assert "  1 question only in this run, not compared" in out.stdout
+    assert read_report(before)["per_question"][0]["id"] == "s"
+    # Anything else is refused in one line before the models load.
+    for text in ("{oops", '{"all": {}}', '{"per_question": [{"id": "s"}]}', "[]"):
+        before.write_text(text, encoding="utf-8")
+        bad = rag("eval", str(path), "--against", str(before), "--index",
+                  str(tmp_path / "no-index"), cwd=tmp_path)
+        assert bad.returncode == 6 and bad.stderr.count("\n") == 1, (text, bad.stderr)
+        assert "not a report written by `rag eval --json`" in bad.stderr
