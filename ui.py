@@ -77,7 +77,7 @@ EXAMPLES = [
     "Que dit Blinken du Sahel ?",
     "La France s'est-elle sentie trahie par les Américains ?",
     "What did Blinken and Macron discuss?",
-    "Are the United States disengaging and leaving France on the front line?",
+    "Is the United States still engaged with its allies?",
 ]
 STREAM_PAUSE = 0.04  # seconds between streamed quotes: enough for the eye to follow
 

@@ -252,3 +252,12 @@ def test_an_engine_embeds_questions_only_with_the_models_its_weights_read(scratc
         pytest.approx([v for h in plain for v in (h.score, h.confidence)], abs=1e-5)  # rebuilt
     assert not any(name.startswith("e5.") for name in hits[0].signals)
     assert "e5.pair" in signal_matrix(opened, question, every_model=True)[2]
+
+
+def test_the_example_questions_the_page_offers_are_each_answered(engine):
+    """A visitor's first click is on an example: each one quotes the interview."""
+    import ui
+
+    for question in ui.EXAMPLES:
+        answer = ask(engine, question)
+        assert not answer.abstained and answer.citations, question
