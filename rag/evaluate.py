@@ -287,6 +287,7 @@ def summarise(rows: list[dict]) -> dict:
 
 
 Z95 = 1.959964
+MEANS = ("MRR", "focus")  # metrics that average a score, not rates of yes or no
 BOOTSTRAP_MIN = 10  # fewer questions resample to too few distinct means to bound theirs
 
 
@@ -316,7 +317,7 @@ def intervals(rows: list[dict]) -> dict:
     out = {}
     for metric, (off_topic, key) in PER_QUESTION.items():
         values = [float(r[key]) for r in rows if r["abstain"] == off_topic]
-        mean = metric in ("MRR", "focus")
+        mean = metric in MEANS
         if not values or (mean and len(values) < BOOTSTRAP_MIN):
             out[metric] = None
             continue
