@@ -31,7 +31,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from rag import Weights, load_engine  # noqa: E402
 from rag.evaluate import evidence_spans, has_evidence, read_gold  # noqa: E402
 from rag.followup import contextualise  # noqa: E402
-from rag.retrieve import query_features, signal_matrix  # noqa: E402
+from rag.retrieve import judged, query_features, signal_matrix  # noqa: E402
 
 
 def features(engine, gold, with_overlap=None, leave_out=()):
@@ -48,7 +48,8 @@ def features(engine, gold, with_overlap=None, leave_out=()):
         spans = [(corpus.passages[i].start, corpus.passages[i].end) for i in ids]
         ev = evidence_spans(text, item.get("evidence", []))
         good = np.array([has_evidence(s, ev) for s in spans]) if ev else np.zeros(len(ids), bool)
-        query = query_features(engine, searched)
+        own = item["question"] if searched != item["question"] else None
+        query = query_features(engine, judged(searched, own))  # as the engine judges it
         rows.append({"signals": signals, "turns": turns, "good": good, "item": item,
                      "query": np.array(list(query.values()))})
     return rows, names, list(query)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from .errors import QuestionError
-from .followup import contextualise
+from .followup import is_follow_up, together
 from .language import language
 from .lexical import STOP_WORDS
 from .retrieve import Engine, Hit, search, search_many, select_sources
@@ -119,9 +119,9 @@ def ask(engine: Engine, question: str, *, k: int = 3, previous: str | None = Non
         sources: only these transcripts, named as citations name them (default: all);
             an unknown name is a QuestionError.
     """
-    question, searched = _prepare(question, k, previous)
+    question, searched, own = _prepare(question, k, previous)
     return _compose(question, searched,
-                    search(engine, searched, k=max(k, 3), sources=sources), k)
+                    search(engine, searched, k=max(k, 3), sources=sources, own=own), k)
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def ask_many(engine: Engine, requests: Iterable[Request | str]) -> list[Answer |
     if isinstance(requests, str):
         raise QuestionError("ask_many takes a list of questions; use ask for one")
     requests = [Request(r) if isinstance(r, str) else r for r in requests]
-    prepared: list[tuple[str, str] | QuestionError] = []
+    prepared: list[tuple[str, str, str | None] | QuestionError] = []
     for r in requests:
         if not isinstance(r, Request):
             prepared.append(QuestionError("each request is a Request or a question's text"))
@@ -165,21 +165,33 @@ def ask_many(engine: Engine, requests: Iterable[Request | str]) -> list[Answer |
     valid = [i for i, p in enumerate(prepared) if not isinstance(p, QuestionError)]
     depth = max([max(requests[i].k, 3) for i in valid], default=3)
     found = search_many(engine, [prepared[i][1] for i in valid], k=depth,
-                        sources=[requests[i].sources for i in valid])
+                        sources=[requests[i].sources for i in valid],
+                        own=[prepared[i][2] for i in valid])
     out: list[Answer | QuestionError] = list(prepared)
     for i, hits in zip(valid, found, strict=True):
-        question, searched = prepared[i]
+        question, searched, _ = prepared[i]
         out[i] = _compose(question, searched, hits[:max(requests[i].k, 3)], requests[i].k)
     return out
 
 
-def _prepare(question: object, k: object, previous: object) -> tuple[str, str]:
-    """The cleaned question and the text to search for it, or a QuestionError."""
+def ranked(engine: Engine, answer: Answer, *, k: int) -> list[Hit]:
+    """The passages `ask` ranked for `answer`, `k` deep: what a ranking is scored on."""
+    plain = _plain(answer.question)
+    own = plain if answer.searched != plain else None
+    return search(engine, answer.searched, k=k, own=own)
+
+
+def _prepare(question: object, k: object, previous: object) -> tuple[str, str, str | None]:
+    """The cleaned question, the text to search for it and, for a follow-up searched with the
+    question before it, its own words (else None); or a QuestionError."""
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise QuestionError(f"k must be a whole number from 1 to {MAX_K}")
     question = clean_question(question)
     previous = clean_previous(previous)
-    return question, contextualise(_plain(question), _plain(previous) if previous else None)
+    plain = _plain(question)
+    if previous and is_follow_up(plain):
+        return question, together(plain, _plain(previous)), plain
+    return question, plain, None
 
 
 def _compose(question: str, searched: str, hits: list[Hit], k: int) -> Answer:

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .answer import ask, clean_previous, clean_question
+from .answer import ask, clean_previous, clean_question, ranked
 from .errors import InputFileError, QuestionError
-from .retrieve import Engine, search
+from .retrieve import Engine
 
 
 def read_gold(path: str | Path) -> list[dict]:
@@ -246,7 +246,7 @@ def score_one(engine: Engine, item: dict, *, k: int = 3) -> dict:
         return has_evidence((c.start, c.end), evidence.get(c.source, []))
 
     cites = answer.citations
-    hits = search(engine, answer.searched, k=10)  # the question as `ask` cleaned and read it
+    hits = ranked(engine, answer, k=10)
     rank = next((i for i, h in enumerate(hits, 1)
                  if right(h.document.source, h.document.turn)), None)
     top = cites[0] if cites else None

@@ -3,6 +3,7 @@
 No language model: when a new question is short or opens like a follow-up, it is searched
 together with the previous one, which supplies the subject it leaves out. A question that asks
 something of a subject it names ("Que dit Blinken du Sahel ?") stands alone, however short.
+The follow-up's own words decide whether it is answered at all (`rag.retrieve.judged`).
 """
 
 from __future__ import annotations
@@ -47,5 +48,11 @@ def _stands_alone(question: str) -> bool:
 def contextualise(question: str, previous: str | None) -> str:
     """The text to search: the question itself, or the previous question and this one."""
     if previous and previous.strip() and is_follow_up(question):
-        return f"{previous.strip()} {question.strip()}"
+        return together(question, previous)
     return question
+
+
+def together(question: str, previous: str) -> str:
+    """The previous question and this one, as a follow-up is searched (with its own words
+    beside: `rag.retrieve.search`'s `own`)."""
+    return f"{previous.strip()} {question.strip()}"

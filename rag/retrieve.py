@@ -551,6 +551,12 @@ def query_features(engine: Engine, query: str, scope: Scope | None = None) -> di
             "query.term_coverage": scope.coverage.score(query)}
 
 
+def judged(query: str, own: str | None) -> str:
+    """The text whose words decide whether a question is answered at all: a follow-up's own
+    words, when it has any besides the question it follows (`_ranked`)."""
+    return own if own is not None and tokenize(own) else query
+
+
 def fuse(signals: np.ndarray, names: list[str], weights: Weights) -> np.ndarray:
     """Weighted sum of signals, weights normalised to sum to one so the scale stays fixed."""
     w = weights.vector(names)
@@ -567,14 +573,17 @@ def confidence(signals: np.ndarray, fused: float, names: list[str], query: dict[
 
 def search(engine: Engine, query: str, *, k: int = 5,
            qvecs: dict[str, np.ndarray] | None = None,
-           sources: Iterable[str] | None = None) -> list[Hit]:
+           sources: Iterable[str] | None = None, own: str | None = None) -> list[Hit]:
     """The k best passages for a query, best first, with their fused scores.
 
     `qvecs`: the query's vectors when already computed (see `search_many`).
     `sources`: only these transcripts, by the `source` their citations give (default all).
+    `own`: when `query` is a follow-up searched with the question before it, the follow-up's
+    own words (see `_ranked`).
     """
     query = _check_request(query, k)
-    return _ranked(engine, query, k, qvecs, select_sources(engine, sources))
+    own = _check_request(own, k) if own is not None else None
+    return _ranked(engine, query, k, qvecs, select_sources(engine, sources), own)
 
 
 def _check_request(query: object, k: object) -> str:
@@ -589,24 +598,36 @@ def _check_request(query: object, k: object) -> str:
 
 
 def search_many(engine: Engine, queries: list[str], *, k: int = 5,
-                sources: list[Iterable[str] | None] | None = None) -> list[list[Hit]]:
+                sources: list[Iterable[str] | None] | None = None,
+                own: list[str | None] | None = None) -> list[list[Hit]]:
     """`search` for several queries, embedding them together: what a busy server wants.
 
     `sources`: for each query, the transcripts it may cite (None: all).
+    `own`: for each query, the follow-up's own words when it is one (see `search`), or None.
     """
     if isinstance(queries, str):
         raise QuestionError("search_many takes a list of queries; use search for one")
     queries = [_check_request(query, k) for query in queries]
+    own = [_check_request(o, k) if o is not None else None for o in own] \
+        if own is not None else [None] * len(queries)
     masks = [select_sources(engine, s) for s in sources] if sources is not None else \
         [None] * len(queries)  # an unknown transcript fails before any work
     if not engine.index.corpus.passages:
         return [[] for _ in queries]
     vectors = embed_queries(engine, queries)
-    return [_ranked(engine, q, k, v, m) for q, v, m in zip(queries, vectors, masks, strict=True)]
+    return [_ranked(engine, q, k, v, m, o)
+            for q, v, m, o in zip(queries, vectors, masks, own, strict=True)]
 
 
 def _ranked(engine: Engine, query: str, k: int, qvecs: dict[str, np.ndarray] | None,
-            selection: Selection | None) -> list[Hit]:
+            selection: Selection | None, own: str | None = None) -> list[Hit]:
+    """The k best passages, each with its fused score and the abstention rule's margin.
+
+    A follow-up searched with the question before it (`own`: its own words) is judged on its
+    own words, when it has any, for whether it is answered at all (`judged`): "Et sur la
+    Chine ?" after a question on the Sahel names nothing the interview knows, though the two
+    questions together mostly do. A bare "Pourquoi ?" is judged with the question it follows.
+    """
     corpus = engine.index.corpus
     if not corpus.passages:
         return []
@@ -615,7 +636,8 @@ def _ranked(engine: Engine, query: str, k: int, qvecs: dict[str, np.ndarray] | N
     if not len(ids):
         return []
     scores = fuse(signals, names, engine.weights)
-    query_info = query_features(engine, query, selection.scope if selection else None)
+    query_info = query_features(engine, judged(query, own),
+                                selection.scope if selection else None)
     order = np.argsort(-scores, kind="stable")[:k]
     hits = []
     for i in order:

@@ -18,6 +18,10 @@ GOLD = ROOT / "tests" / "gold.jsonl"
 # Written after the weights were fitted and never used to fit or choose anything (docs/quality.md).
 UNSEEN = ROOT / "tests" / "gold-unseen.jsonl"
 NEAR = ROOT / "tests" / "gold-near.jsonl"
+# Follow-ups, each with the question before it: the first file chose how follow-ups are
+# judged, the second was written before that choice was measured on it (docs/quality.md).
+FOLLOW_UPS = ROOT / "tests" / "gold-followups.jsonl"
+FOLLOW_UPS_UNSEEN = ROOT / "tests" / "gold-followups-unseen.jsonl"
 
 
 @pytest.fixture(scope="session")

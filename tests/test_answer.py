@@ -106,6 +106,28 @@ def test_follow_up_uses_the_previous_question(engine):
     assert not answer.abstained and "Sahel" in answer.citations[0].text
 
 
+@pytest.mark.parametrize("question, previous", [
+    ("Et sur la Chine ?", "Que dit Blinken du Sahel ?"),
+    ("And about China?", "What does Blinken say about the Sahel?"),
+    ("Et en Afghanistan ?", "Comment Blinken définit-il l'engagement des Etats-Unis ?")])
+def test_a_follow_up_about_what_the_interview_lacks_is_not_answered(engine, question, previous):
+    """Searched with the question before it, whose words the interview has, but judged on
+    its own: it names something the interview never mentions."""
+    answer = ask(engine, question, previous=previous)
+    assert previous in answer.searched
+    assert answer.abstained and not answer.citations
+
+
+@pytest.mark.parametrize("question, previous", [
+    ("Pourquoi ?", "Que dit Blinken du Sahel ?"),
+    ("Why?", "What does Blinken say about the Sahel?")])
+def test_a_follow_up_with_no_words_of_its_own_is_judged_with_the_one_before(engine, question,
+                                                                           previous):
+    before, after = ask(engine, previous), ask(engine, question, previous=previous)
+    assert not after.abstained
+    assert after.citations[0].answer == before.citations[0].answer
+
+
 @pytest.mark.parametrize("question", [
     "Que dit Blinken du Sahel ?", "Que pense Blinken de Macron ?",
     "On the Sahel, what will the US do?", "In your view, did France feel betrayed?"])
