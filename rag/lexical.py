@@ -78,10 +78,19 @@ _NAME = re.compile(r"\w[\w'’-]*")
 
 
 def names(text: str) -> list[str]:
-    """The names a question gives: its capitalised words past the first, read past elision
-    (`l'Ukraine` names Ukraine), of three letters or more."""
-    words = [ELISION.sub("", w) for w in _NAME.findall(nfc(text))]
-    return [w for w in words[1:] if w[:1].isupper() and len(w) > 2]
+    """The names a question gives: the capitalised words of each of its sentences past the
+    first (which any sentence capitalises: "Pourquoi ?" after a question names nothing), read
+    past elision (`l'Ukraine` names Ukraine), of three letters or more."""
+    found = []
+    for sentence in _SENTENCE_END.split(nfc(text)):
+        words = [ELISION.sub("", w) for w in _NAME.findall(sentence)]
+        found += [w for w in words[1:] if w[:1].isupper() and len(w) > 2]
+    return found
+
+
+# A full stop ends a sentence after a word, not after an initial or an abbreviation ("M.
+# Blinken", "U.S. Army", "av. J.-C.").
+_SENTENCE_END = re.compile(r"(?<=[?!…])\s+|(?<=[^\W\d_]{3}\.)\s+|\n+")
 
 
 PREFIX = 6

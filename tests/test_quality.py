@@ -115,6 +115,21 @@ def test_words_missing_from_the_transcript_count_apart_for_a_question_across_lan
     assert fr["query.unknown_names"] == en["query.unknown_names"] == 0.5
 
 
+@pytest.mark.parametrize("question, expected", [
+    ("Que pense Blinken de l'Ukraine ?", ["Blinken", "Ukraine"]),
+    ("Je suis étudiante. Que dit Blinken du Sahel ?", ["Blinken", "Sahel"]),
+    ("Who did Blinken meet? How does he describe him?", ["Blinken"]),
+    ("Que pense M. Blinken du Sahel ?", ["Blinken", "Sahel"]),
+    ("Has the U.S. Army left?", ["Army"]),
+    ("Que dit Blinken du Sahel ? Pourquoi ?\nEt la Chine ?", ["Blinken", "Sahel", "Chine"])])
+def test_a_name_is_a_capital_inside_a_sentence(question, expected):
+    """Every sentence opens with a capital: a question of two sentences, or a follow-up read
+    with the question before it, does not name its second sentence's first word."""
+    from rag.lexical import names
+
+    assert names(question) == expected
+
+
 def test_a_passage_close_to_all_the_others_is_the_least_distinct():
     rng = np.random.default_rng(0)
     rows = rng.normal(size=(50, 16))
