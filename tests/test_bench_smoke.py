@@ -190,3 +190,16 @@ def test_typing_variants_counts_right_and_same_answers(tmp_path):
     assert rows["as written"]["same_as_written"] == result["questions"] == 40
     assert all(0 <= row["right"] <= 40 and 0 <= row["same_as_written"] <= 40
                for row in rows.values())
+
+
+def test_conversation_asks_each_question_alone_and_after_another(tmp_path):
+    out = run_bench("conversation.py", [str(ROOT / "tests" / "gold-unseen.jsonl")], tmp_path)
+    on, off = out["on-topic"], out["off-topic"]
+    assert on["questions"] == 26 and off["questions"] == 14
+    assert 0 <= on["right_after"] <= on["questions"]
+    assert 0 <= off["answered_after"] <= off["questions"]
+    # A question not read as a follow-up is searched alone, whatever came before it.
+    if on["follow_ups"] == 0:
+        assert on["right_after"] == on["right_alone"]
+    if off["follow_ups"] == 0:
+        assert off["answered_after"] == off["answered_alone"]
