@@ -141,6 +141,18 @@ def test_english_question_and_follow_up(page, app_url, text):
         "#chat")
 
 
+def test_an_off_topic_follow_up_is_not_answered_from_the_question_before(page, app_url, text):
+    page.goto(app_url + "/")
+    ask(page, "What does Blinken say about the Sahel?")
+    check_answer(page, text)
+    ask(page, "And about China?")
+    chat = page.inner_text("#chat")
+    assert "Searched: What does Blinken say about the Sahel? And about China?" in chat
+    assert chat.rstrip().count("The interview does not address this") == 1
+    found = cards(page)
+    assert found and all(c["label"] == "closest, but not an answer" for c in found)
+
+
 def test_clearing_the_chat_starts_afresh(page, app_url):
     page.goto(app_url + "/")
     ask(page, "Que dit Blinken du Sahel ?")
