@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from rag import Weights, load_engine  # noqa: E402
 from rag.evaluate import evidence_spans, has_evidence, read_gold  # noqa: E402
-from rag.followup import contextualise  # noqa: E402
+from rag.followup import reading  # noqa: E402
 from rag.retrieve import judged, query_features, signal_matrix  # noqa: E402
 
 
@@ -39,7 +39,7 @@ def features(engine, gold, with_overlap=None, leave_out=()):
     text = next(iter(corpus.texts.values()))
     rows = []
     for item in gold:
-        searched = contextualise(item["question"], item.get("previous"))
+        searched, own = reading(item["question"], item.get("previous"))
         ids, signals, names = signal_matrix(engine, searched, with_overlap=with_overlap,
                                             every_model=True)
         kept = [i for i, n in enumerate(names) if not n.startswith(tuple(leave_out))]
@@ -48,7 +48,6 @@ def features(engine, gold, with_overlap=None, leave_out=()):
         spans = [(corpus.passages[i].start, corpus.passages[i].end) for i in ids]
         ev = evidence_spans(text, item.get("evidence", []))
         good = np.array([has_evidence(s, ev) for s in spans]) if ev else np.zeros(len(ids), bool)
-        own = item["question"] if searched != item["question"] else None
         query = query_features(engine, judged(searched, own))  # as the engine judges it
         rows.append({"signals": signals, "turns": turns, "good": good, "item": item,
                      "query": np.array(list(query.values()))})

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from .errors import QuestionError
-from .followup import is_follow_up, together
+from .followup import reading
 from .language import language
 from .lexical import STOP_WORDS
 from .retrieve import Engine, Hit, search, search_many, select_sources
@@ -188,10 +188,7 @@ def _prepare(question: object, k: object, previous: object) -> tuple[str, str, s
         raise QuestionError(f"k must be a whole number from 1 to {MAX_K}")
     question = clean_question(question)
     previous = clean_previous(previous)
-    plain = _plain(question)
-    if previous and is_follow_up(plain):
-        return question, together(plain, _plain(previous)), plain
-    return question, plain, None
+    return question, *reading(_plain(question), _plain(previous) if previous else None)
 
 
 def _compose(question: str, searched: str, hits: list[Hit], k: int) -> Answer:

@@ -45,14 +45,14 @@ def _stands_alone(question: str) -> bool:
     return bool(names) or len(tokenize(question)) >= 3
 
 
+def reading(question: str, previous: str | None) -> tuple[str, str | None]:
+    """The text to search and, for a follow-up searched with the question before it, its own
+    words (`rag.retrieve.search`'s `own`); None when the question stands alone."""
+    if previous and previous.strip() and is_follow_up(question):
+        return f"{previous.strip()} {question.strip()}", question
+    return question, None
+
+
 def contextualise(question: str, previous: str | None) -> str:
     """The text to search: the question itself, or the previous question and this one."""
-    if previous and previous.strip() and is_follow_up(question):
-        return together(question, previous)
-    return question
-
-
-def together(question: str, previous: str) -> str:
-    """The previous question and this one, as a follow-up is searched (with its own words
-    beside: `rag.retrieve.search`'s `own`)."""
-    return f"{previous.strip()} {question.strip()}"
+    return reading(question, previous)[0]
