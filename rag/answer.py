@@ -12,11 +12,12 @@ from .errors import QuestionError
 from .followup import reading
 from .language import language
 from .lexical import STOP_WORDS
-from .retrieve import Engine, Hit, search, search_many, select_sources
+from .retrieve import Engine, Hit, Weights, certainty, search, search_many, select_sources
 
 MAX_QUESTION_CHARS = 1000
 MAX_K = 20
 RELATIVE_CUT = 0.08  # a further quote must score within this of the best one
+WEAK_MATCH = 0.5  # an answer whose confidence is below this is shown as a weak match
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u2028\u2029]")
 # Unicode's default-ignorable code points (soft hyphen, joiners, direction marks, variation
 # selectors, tags...) and the interlinear annotation marks: nothing a reader sees. They are
@@ -61,6 +62,15 @@ class Answer:
     citations: list[Citation]
     searched: str = ""  # the text actually searched (differs for follow-ups)
     closest: list[Citation] = field(default_factory=list)  # offered when abstaining
+    # How likely the first citation (or closest passage) comes from the answer asked about:
+    # the abstention rule's margin as a calibrated probability (`certainty`); None without one.
+    confidence: float | None = None
+
+    @property
+    def weak(self) -> bool:
+        """An answer given, but less likely right than wrong: the reader should check it."""
+        return not self.abstained and self.confidence is not None \
+            and self.confidence < WEAK_MATCH
 
     def to_dict(self) -> dict:
         """The stable JSON contract."""
@@ -71,6 +81,7 @@ class Answer:
             "citations": [asdict(c) for c in self.citations],
             "searched": self.searched,
             "closest": [asdict(c) for c in self.closest],
+            "confidence": self.confidence,
         }
 
 
@@ -121,7 +132,8 @@ def ask(engine: Engine, question: str, *, k: int = 3, previous: str | None = Non
     """
     question, searched, own = _prepare(question, k, previous)
     return _compose(question, searched,
-                    search(engine, searched, k=max(k, 3), sources=sources, own=own), k)
+                    search(engine, searched, k=max(k, 3), sources=sources, own=own), k,
+                    engine.weights)
 
 
 @dataclass(frozen=True)
@@ -170,7 +182,8 @@ def ask_many(engine: Engine, requests: Iterable[Request | str]) -> list[Answer |
     out: list[Answer | QuestionError] = list(prepared)
     for i, hits in zip(valid, found, strict=True):
         question, searched, _ = prepared[i]
-        out[i] = _compose(question, searched, hits[:max(requests[i].k, 3)], requests[i].k)
+        out[i] = _compose(question, searched, hits[:max(requests[i].k, 3)], requests[i].k,
+                          engine.weights)
     return out
 
 
@@ -191,18 +204,21 @@ def _prepare(question: object, k: object, previous: object) -> tuple[str, str, s
     return question, *reading(_plain(question), _plain(previous) if previous else None)
 
 
-def _compose(question: str, searched: str, hits: list[Hit], k: int) -> Answer:
-    if not hits or hits[0].confidence <= 0 or not _has_content(searched):
+def _compose(question: str, searched: str, hits: list[Hit], k: int,
+             weights: Weights) -> Answer:
+    content = _has_content(searched)
+    sure = round(certainty(hits[0].confidence, weights), 3) if hits and content else None
+    if not hits or hits[0].confidence <= 0 or not content:
         closest = _citations(hits[:k])
         message = ("L'entretien ne répond pas à cette question."
                    if language(question) == "fr"
                    else "The interview does not address this question.")
-        return Answer(question, True, message, [], searched, closest)
+        return Answer(question, True, message, [], searched, closest, sure)
     # Keep the passages that score close to the best one: a second quote only when it helps.
     kept = [h for h in hits[:k] if h.confidence > 0 and h.score >= hits[0].score - RELATIVE_CUT]
     citations = _citations(kept)
     text = "\n".join(f"\u201c{c.text}\u201d [{c.n}]" for c in citations)
-    return Answer(question, False, text, citations, searched)
+    return Answer(question, False, text, citations, searched, [], sure)
 
 
 def _plain(text: str) -> str:

@@ -282,6 +282,10 @@ def _readable(answer) -> str:
     for c in answer.citations:
         lines.append(f"[{c.n}] {c.reference()}, {c.source}")
         lines.append(f"    in answer to: {c.question}")
+    if answer.confidence is not None:
+        lines.append(f"\nconfidence {answer.confidence:.2f}"
+                     + (": a weak match, check that it answers the question" if answer.weak
+                        else ""))
     return "\n".join(lines)
 
 

@@ -6,7 +6,9 @@ holds several; without it, evidence may be in any of them. Metrics, overall and 
 turn@1 (top citation from the right answer), evidence@1/@3 (an evidence span among the first
 1/3 citations), MRR of the right answer among the ranked passages, focus (share of the top
 citation that is evidence), off-topic abstention, false abstention, and citation integrity
-(every citation equals the transcript at its offsets).
+(every citation equals the transcript at its offsets), and the Brier score of the answer's
+confidence (the squared gap between the probability it gives and whether its first passage,
+cited or closest, comes from the right answer: 0 is perfect, 0.25 what a constant 0.5 scores).
 
 A gold set is checked before anything is scored: a line that is not a gold item, evidence
 that is not in the transcript or an answer number it does not have would otherwise score as
@@ -230,6 +232,11 @@ def score_one(engine: Engine, item: dict, *, k: int = 3) -> dict:
            "abstained": answer.abstained, "integrity": integrity,
            "expected": None if item["abstain"] else item["turn"],
            "cited": _where(answer.citations[0], len(texts)) if answer.citations else None}
+    first = (answer.citations or answer.closest or [None])[0]
+    if answer.confidence is not None and first is not None:
+        on_target = not item["abstain"] and first.answer == item["turn"] \
+            and item.get("source") in (None, first.source)
+        row["brier"] = (answer.confidence - on_target) ** 2
     if item["abstain"]:
         return row
     source = item.get("source")
@@ -283,11 +290,12 @@ def summarise(rows: list[dict]) -> dict:
     for metric, (off_topic, key) in PER_QUESTION.items():
         report[metric] = mean(r[key] for r in rows if r["abstain"] == off_topic)
     report["integrity"] = mean(r["integrity"] for r in rows)
+    report["brier"] = mean(r["brier"] for r in rows if "brier" in r)
     return report
 
 
 Z95 = 1.959964
-MEANS = ("MRR", "focus")  # metrics that average a score, not rates of yes or no
+MEANS = ("MRR", "focus", "brier")  # metrics that average a score, not rates of yes or no
 BOOTSTRAP_MIN = 10  # fewer questions resample to too few distinct means to bound theirs
 
 
@@ -323,6 +331,9 @@ def intervals(rows: list[dict]) -> dict:
             continue
         lo, hi = bootstrap(values) if mean else wilson(int(sum(values)), len(values))
         out[metric] = [round(lo, 3), round(hi, 3)]
+    briers = [r["brier"] for r in rows if "brier" in r]
+    out["brier"] = [round(x, 3) for x in bootstrap(briers)] \
+        if len(briers) >= BOOTSTRAP_MIN else None
     return out
 
 
@@ -424,7 +435,7 @@ def format_table(report: dict) -> str:
     if spread:
         lines.append("")
         lines.append("95% interval".ljust(18) + "".join(g.rjust(14) for g in groups))
-        for m in PER_QUESTION:
+        for m in (*PER_QUESTION, "brier"):
             cells = [("-" if not spread[g].get(m) else
                       f"{spread[g][m][0]:.2f}–{spread[g][m][1]:.2f}").rjust(14) for g in groups]
             lines.append(m.ljust(18) + "".join(cells))

@@ -60,6 +60,9 @@ class Weights:
     """Fusion weights per signal, and a linear abstention rule on the top passage's signals.
 
     `rank` orders passages; the top passage is kept when `abstain . signals + abstain_bias > 0`.
+    `calibration` (slope, intercept) reads that margin as the probability that the passage
+    comes from the answer asked about (`certainty`), fitted on margins of questions each rule
+    was fitted without (`bench/calibration.py`).
     Both are calibrated on the public gold set by `bench/tune.py` (see docs/quality.md); a
     signal the index lacks (a model left out) simply does not count.
     """
@@ -82,6 +85,7 @@ class Weights:
         ("query.cross_lingual", 0.131), ("query.unknown_terms_same", -1.08),
         ("query.term_coverage", 1.607))
     abstain_bias: float = -0.962
+    calibration: tuple[float, float] = (1.281, -0.634)
     candidates: int = 100
 
     def uses(self, prefix: str) -> bool:
@@ -569,6 +573,13 @@ def confidence(signals: np.ndarray, fused: float, names: list[str], query: dict[
     w = weights.vector(names + ["fused"] + list(query), "abstain")
     x = np.concatenate([signals, [fused], list(query.values())])
     return float(x @ w + weights.abstain_bias)
+
+
+def certainty(margin: float, weights: Weights) -> float:
+    """The abstention rule's margin as a probability that the passage answers: what a reader
+    can weigh, where the margin is only a sign."""
+    slope, intercept = weights.calibration
+    return float(1.0 / (1.0 + np.exp(-(slope * margin + intercept))))
 
 
 def search(engine: Engine, query: str, *, k: int = 5,

@@ -147,6 +147,11 @@ class AnswerOut(BaseModel):
     citations: list[CitationOut]
     searched: str
     closest: list[CitationOut] = Field(description="nearest passages, offered when abstaining")
+    confidence: float | None = Field(
+        ge=0, le=1, description="how likely the first citation (or closest passage) comes from "
+        "the answer asked about: a probability calibrated on questions the engine was not "
+        "fitted on (docs/quality.md, Confidence); null when the question has no words to search "
+        "or nothing is indexed")
 
 
 class ErrorOut(BaseModel):

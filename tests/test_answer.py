@@ -6,6 +6,7 @@ import pytest
 
 import rag
 from rag import MAX_QUESTION_CHARS, QuestionError, ask
+from rag.answer import WEAK_MATCH
 from rag.evaluate import read_gold
 
 from .conftest import GOLD
@@ -146,6 +147,26 @@ def test_elliptic_questions_are_follow_ups(question):
     from rag.followup import is_follow_up
 
     assert is_follow_up(question)
+
+
+def test_confidence_orders_every_answer_above_every_abstention(engine):
+    """An answer's confidence reads the abstention rule's margin as a probability: any
+    question answered is likelier right than any question abstained on, and an answer under
+    WEAK_MATCH is flagged as weak for the reader to check."""
+    answers = [ask(engine, g["question"], previous=g.get("previous")) for g in read_gold(GOLD)]
+    assert all(0.0 <= a.confidence <= 1.0 for a in answers)
+    answered = [a for a in answers if not a.abstained]
+    assert min(a.confidence for a in answered) > max(a.confidence for a in answers
+                                                     if a.abstained)
+    assert all(a.weak == (a.confidence < WEAK_MATCH) for a in answered)
+    assert not any(a.weak for a in answers if a.abstained)
+    assert 0 < sum(a.weak for a in answered) < len(answered) / 4
+
+
+def test_a_question_with_no_words_to_search_has_no_confidence(engine):
+    answer = ask(engine, "???")
+    assert answer.abstained and answer.confidence is None
+    assert answer.to_dict()["confidence"] is None
 
 
 def test_reference_for_researchers(engine):

@@ -75,6 +75,15 @@ def test_unseen_questions_keep_their_figures(engine):
     assert report["all"]["abstention"] >= 0.60 and report["all"]["false_abstention"] <= 0.12
 
 
+@pytest.mark.parametrize("path", [UNSEEN, FOLLOW_UPS_UNSEEN], ids=["unseen", "follow-ups-unseen"])
+def test_confidence_holds_on_questions_no_fit_read(engine, path):
+    """The confidence curve was fitted on margins of public questions each rule never saw
+    (bench/calibration.py). On files no fit reads, its Brier score stays well under the best
+    single probability (the public set's share of right first passages, about 0.25 here)."""
+    report = evaluate(engine, read_gold(path))
+    assert report["all"]["brier"] <= 0.17
+
+
 def test_questions_in_the_interviews_own_words_keep_their_ranking(engine):
     """Off-topic questions that reuse the interview's names are mostly answered (the limit
     docs/quality.md describes), but the on-topic ones among them must still rank the right

@@ -61,6 +61,7 @@ def test_english_question_and_k(server, text):
     assert r.status_code == 200
     answer = r.json()
     assert not answer["abstained"] and len(answer["citations"]) == 1
+    assert 0.5 <= answer["confidence"] <= 1
     check_citations(answer, text)
 
 
@@ -74,6 +75,7 @@ def test_follow_up_searches_with_the_previous_question(server):
 def test_abstains_with_closest_passages(server, text):
     answer = ask(server, {"question": "Who won the football world cup?"}).json()
     assert answer["abstained"] and answer["citations"] == []
+    assert 0 <= answer["confidence"] < 0.5
     assert answer["closest"]
     assert all(c["text"] == text[c["start"]:c["end"]] for c in answer["closest"])
 

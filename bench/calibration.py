@@ -1,0 +1,149 @@
+"""How far to trust an answer: the abstention rule's margin read as a probability.
+
+    python bench/calibration.py [--repeats 20] [--trials 2000] [--json]
+
+The abstention rule answers when its margin on the top passage is positive; how far above
+zero it lies says how sure the answer is. Fitted on the public gold set, the rule overstates
+that set's margins, so each public question's margin is taken under rules fitted without it
+(`bench/tune.py`'s random halves), and a logistic curve, P(the top passage comes from the
+answer asked about | margin), is fitted to those out-of-fold margins: the curve
+`rag.retrieve.Weights.calibration` holds. The files no fit reads (unseen questions, unseen
+follow-ups, off-topic questions in the interview's own terms) then score it: Brier score and
+log loss of the curve against the public set's base rate (one probability for every
+question) and against the abstention rule's own logistic reading of its margin, with a
+reliability table (questions grouped by the probability given: how many were right).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+import tune  # noqa: E402
+
+from rag import load_engine  # noqa: E402
+from rag.evaluate import read_gold  # noqa: E402
+from rag.followup import reading  # noqa: E402
+from rag.retrieve import certainty, search  # noqa: E402
+
+FIT = ROOT / "tests" / "gold.jsonl"
+UNSEEN = [ROOT / "tests" / name for name in
+          ("gold-unseen.jsonl", "gold-followups-unseen.jsonl", "gold-near.jsonl")]
+BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+
+
+def out_of_fold(rows, dim: int, *, trials: int, repeats: int, max_false: float):
+    """(margin, right) for every public question under each rule fitted without it."""
+    margins, right = [], []
+    for seed in range(repeats):
+        order = np.random.default_rng(100 + seed).permutation(len(rows))
+        rng = np.random.default_rng(seed)
+        for fold in range(2):
+            train = [rows[i] for j, i in enumerate(order) if j % 2 != fold]
+            test = [rows[i] for j, i in enumerate(order) if j % 2 == fold]
+            w, coef, bias = tune.calibrate(train, dim, trials, rng, None, max_false)
+            v = w / max(w.sum(), 1e-9)
+            for r in test:
+                s = r["signals"] @ v
+                best = int(np.argmax(s))
+                top = np.concatenate([r["signals"][best], [s[best]], r["query"]])
+                margins.append(float(top @ coef + bias))
+                right.append(not r["item"]["abstain"] and r["turns"][best] == r["item"]["turn"])
+    return np.array(margins), np.array(right, bool)
+
+
+def fit_curve(margins: np.ndarray, right: np.ndarray) -> tuple[float, float]:
+    """Slope and intercept of P(right) = sigmoid(slope * margin + intercept)."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=1e4, max_iter=1000).fit(margins[:, None], right)
+    return float(model.coef_[0, 0]), float(model.intercept_[0])
+
+
+def engine_margins(engine, items: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """The shipped engine's margin on each question's top passage, and whether that passage
+    comes from the answer asked about."""
+    margins, right = [], []
+    for item in items:
+        searched, own = reading(item["question"], item.get("previous"))
+        top = search(engine, searched, k=1, own=own)[0]
+        margins.append(top.confidence)
+        right.append(not item["abstain"] and top.document.turn == item["turn"])
+    return np.array(margins), np.array(right, bool)
+
+
+def scores(p: np.ndarray, right: np.ndarray) -> dict:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return {"brier": round(float(np.mean((p - right) ** 2)), 4),
+            "log_loss": round(float(-np.mean(np.where(right, np.log(p), np.log(1 - p)))), 4)}
+
+
+def reliability(p: np.ndarray, right: np.ndarray) -> list[dict]:
+    rows = []
+    for lo, hi in zip(BINS, BINS[1:], strict=False):
+        inside = (p >= lo) & ((p < hi) if hi < 1 else (p <= hi))
+        if inside.any():
+            rows.append({"from": lo, "to": hi, "questions": int(inside.sum()),
+                         "mean_probability": round(float(p[inside].mean()), 3),
+                         "right": round(float(right[inside].mean()), 3)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--index", type=Path, default=ROOT / "index")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=2000)
+    parser.add_argument("--max-false", type=float, default=0.04)
+    parser.add_argument("--unseen", nargs="*", type=Path, default=UNSEEN)
+    parser.add_argument("--json", action="store_true", help="end with one line of JSON")
+    args = parser.parse_args(argv)
+    engine = load_engine(args.index, root=args.index.parent)
+    rows, names, _ = tune.features(engine, read_gold(FIT))
+    margins, right = out_of_fold(rows, len(names), trials=args.trials, repeats=args.repeats,
+                                 max_false=args.max_false)
+    slope, intercept = fit_curve(margins, right)
+    print(f"fitted on {len(right)} out-of-fold margins of {len(rows)} public questions: "
+          f"calibration=({slope:.3f}, {intercept:.3f}); shipped "
+          f"{engine.weights.calibration}")
+    items = [g for path in args.unseen for g in read_gold(path)]
+    m, ok = engine_margins(engine, items)
+    shipped = np.array([certainty(x, engine.weights) for x in m])
+    fitted = 1 / (1 + np.exp(-(slope * m + intercept)))
+    base = np.full(len(ok), right.mean())
+    raw = 1 / (1 + np.exp(-m))
+    report = {"questions": len(ok), "right": int(ok.sum()),
+              "calibration": [round(slope, 3), round(intercept, 3)],
+              "shipped": scores(shipped, ok), "fitted_now": scores(fitted, ok),
+              "base_rate": scores(base, ok), "margin_sigmoid": scores(raw, ok),
+              "reliability": reliability(shipped, ok)}
+    print(f"{len(ok)} questions no fit reads ({', '.join(p.name for p in args.unseen)}), "
+          f"{ok.sum()} with the right answer on top")
+    print(f"{'probability':28}{'Brier':>8}{'log loss':>10}")
+    for label, key in (("shipped curve", "shipped"), ("curve fitted now", "fitted_now"),
+                       (f"base rate ({right.mean():.2f})", "base_rate"),
+                       ("sigmoid of the margin", "margin_sigmoid")):
+        print(f"{label:28}{report[key]['brier']:8.4f}{report[key]['log_loss']:10.4f}")
+    print(f"{'given':>12}{'questions':>11}{'mean given':>12}{'right':>8}")
+    for row in report["reliability"]:
+        print(f"{row['from']:5.1f}–{row['to']:<5.1f} {row['questions']:10d}"
+              f"{row['mean_probability']:12.3f}{row['right']:8.3f}")
+    if args.json:
+        print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
