@@ -72,6 +72,8 @@ from rag import ask as library_ask  # noqa: E402
 
 ABSTAINED = "L'entretien n'aborde pas cette question / The interview does not address this"
 CLOSEST = "closest, but not an answer"
+WEAK = ("Correspondance incertaine / Weak match: check that these passages answer the "
+        "question")
 FAILED = "Une erreur est survenue / Something went wrong; please try again."
 EXAMPLES = [
     "Que dit Blinken du Sahel ?",
@@ -323,7 +325,7 @@ def stream_message(answer: Answer) -> Iterator[str]:
         note = f"\n\nSee the passages marked \u201c{CLOSEST}\u201d." if answer.closest else ""
         yield f"{ABSTAINED}.{note}{searched}"
         return
-    lines: list[str] = []
+    lines: list[str] = [f"_{WEAK}._"] if answer.weak else []
     for c in answer.citations:
         lines.append(f"\u201c{plain(c.text)}\u201d [{c.n}]")
         yield "\n\n".join(lines)
@@ -343,7 +345,9 @@ def render_cards(answer: Answer, anchors: Mapping[str, str],
         head = f"<p class=\"cards-head\">{html.escape(ABSTAINED)}. {link}</p>"
         body = "".join(_card(c, anchors, closest=True) for c in answer.closest)
     else:
-        head = f'<p class="cards-head">Sources · {link}</p>'
+        sure = "" if answer.confidence is None else \
+            f' · <span class="confidence">confidence {answer.confidence:.2f}</span>'
+        head = f'<p class="cards-head">Sources{sure} · {link}</p>'
         body = "".join(_card(c, anchors) for c in answer.citations)
     return f'<div class="cards">{head}{body}</div>'
 

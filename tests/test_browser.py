@@ -153,6 +153,20 @@ def test_an_off_topic_follow_up_is_not_answered_from_the_question_before(page, a
     assert found and all(c["label"] == "closest, but not an answer" for c in found)
 
 
+def test_a_weak_match_is_flagged_and_a_strong_one_shows_its_confidence(page, app_url, text):
+    page.goto(app_url + "/")
+    ask(page, "Blinken a-t-il rencontré quelqu'un à l'Élysée ?")
+    check_answer(page, text)
+    assert "Weak match: check that these passages answer the question" in page.inner_text("#chat")
+    head = page.inner_text("#citations .cards-head")
+    assert re.search(r"confidence 0\.[0-4]\d", head)
+    ask(page, "Que dit Blinken du Sahel ?")
+    check_answer(page, text)
+    assert page.inner_text("#chat").count("Weak match") == 1
+    assert re.search(r"confidence 0\.[5-9]\d|confidence 1\.00",
+                     page.inner_text("#citations .cards-head"))
+
+
 def test_clearing_the_chat_starts_afresh(page, app_url):
     page.goto(app_url + "/")
     ask(page, "Que dit Blinken du Sahel ?")
