@@ -58,7 +58,7 @@ def measure(engine, questions: list[str], *, batch: int, repeat: int) -> dict:
     def rank():
         for g, vecs in zip(groups, vectors, strict=True):
             for q, v in zip(g, vecs, strict=True):
-                _compose(q, q, search(engine, q, k=3, qvecs=v), 3)
+                _compose(q, q, search(engine, q, k=3, qvecs=v), 3, engine.weights)
 
     stages = {f"embed {name}": embed_with(name) for name in engine.embedders}
     coverage = engine._coverage
