@@ -46,20 +46,15 @@ BINS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 def out_of_fold(rows, dim: int, *, trials: int, repeats: int, max_false: float):
     """(margin, right) for every public question under each rule fitted without it."""
     margins, right = [], []
-    for seed in range(repeats):
-        order = np.random.default_rng(100 + seed).permutation(len(rows))
-        rng = np.random.default_rng(seed)
-        for fold in range(2):
-            train = [rows[i] for j, i in enumerate(order) if j % 2 != fold]
-            test = [rows[i] for j, i in enumerate(order) if j % 2 == fold]
-            w, coef, bias = tune.calibrate(train, dim, trials, rng, None, max_false)
-            v = w / max(w.sum(), 1e-9)
-            for r in test:
-                s = r["signals"] @ v
-                best = int(np.argmax(s))
-                top = np.concatenate([r["signals"][best], [s[best]], r["query"]])
-                margins.append(float(top @ coef + bias))
-                right.append(not r["item"]["abstain"] and r["turns"][best] == r["item"]["turn"])
+    for train, test, rng in tune.halves(rows, repeats):
+        w, coef, bias = tune.calibrate(train, dim, trials, rng, None, max_false)
+        v = w / max(w.sum(), 1e-9)
+        for r in test:
+            s = r["signals"] @ v
+            best = int(np.argmax(s))
+            top = np.concatenate([r["signals"][best], [s[best]], r["query"]])
+            margins.append(float(top @ coef + bias))
+            right.append(not r["item"]["abstain"] and r["turns"][best] == r["item"]["turn"])
     return np.array(margins), np.array(right, bool)
 
 

@@ -156,17 +156,23 @@ def report(rows, w, coef, bias):
             "answered_turn@1": round(float((right & kept).mean()), 3)}
 
 
-def repeated_halves(rows, dim, trials, max_false, repeats):
-    """Mean held-out figures over `repeats` random splits in two halves, each half scored by
-    the calibration fitted on the other."""
-    scores = []
+def halves(rows, repeats):
+    """(train, test, rng) for each half of `repeats` seeded random splits in two: the same
+    splits for every script that scores a half by what was fitted on the other."""
     for seed in range(repeats):
         order = np.random.default_rng(100 + seed).permutation(len(rows))
         rng = np.random.default_rng(seed)
         for fold in range(2):
             train = [rows[i] for j, i in enumerate(order) if j % 2 != fold]
             test = [rows[i] for j, i in enumerate(order) if j % 2 == fold]
-            scores.append(report(test, *calibrate(train, dim, trials, rng, None, max_false)))
+            yield train, test, rng
+
+
+def repeated_halves(rows, dim, trials, max_false, repeats):
+    """Mean held-out figures over `repeats` random splits in two halves, each half scored by
+    the calibration fitted on the other."""
+    scores = [report(test, *calibrate(train, dim, trials, rng, None, max_false))
+              for train, test, rng in halves(rows, repeats)]
     return {m: round(float(np.mean([s[m] for s in scores])), 4) for m in scores[0]}
 
 
