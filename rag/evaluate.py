@@ -276,7 +276,12 @@ PER_QUESTION = {
     "turn@1": (False, "turn@1"), "evidence@1": (False, "evidence@1"),
     "evidence@3": (False, "evidence@3"), "MRR": (False, "rr"), "focus": (False, "focus"),
     "abstention": (True, "abstained"), "false_abstention": (False, "abstained"),
+    "brier": (None, "brier"),  # every question, on topic or not, that has a confidence
 }
+
+
+def _values(rows: list[dict], off_topic: bool | None, key: str) -> list:
+    return [r[key] for r in rows if key in r and off_topic in (None, r["abstain"])]
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -288,9 +293,8 @@ def summarise(rows: list[dict]) -> dict:
 
     report = {"questions": len(rows), "on_topic": len(on), "off_topic": len(rows) - len(on)}
     for metric, (off_topic, key) in PER_QUESTION.items():
-        report[metric] = mean(r[key] for r in rows if r["abstain"] == off_topic)
+        report[metric] = mean(_values(rows, off_topic, key))
     report["integrity"] = mean(r["integrity"] for r in rows)
-    report["brier"] = mean(r["brier"] for r in rows if "brier" in r)
     return report
 
 
@@ -324,16 +328,13 @@ def intervals(rows: list[dict]) -> dict:
     one set differ by chance unless their intervals say otherwise."""
     out = {}
     for metric, (off_topic, key) in PER_QUESTION.items():
-        values = [float(r[key]) for r in rows if r["abstain"] == off_topic]
+        values = [float(v) for v in _values(rows, off_topic, key)]
         mean = metric in MEANS
         if not values or (mean and len(values) < BOOTSTRAP_MIN):
             out[metric] = None
             continue
         lo, hi = bootstrap(values) if mean else wilson(int(sum(values)), len(values))
         out[metric] = [round(lo, 3), round(hi, 3)]
-    briers = [r["brier"] for r in rows if "brier" in r]
-    out["brier"] = [round(x, 3) for x in bootstrap(briers)] \
-        if len(briers) >= BOOTSTRAP_MIN else None
     return out
 
 
@@ -435,7 +436,7 @@ def format_table(report: dict) -> str:
     if spread:
         lines.append("")
         lines.append("95% interval".ljust(18) + "".join(g.rjust(14) for g in groups))
-        for m in (*PER_QUESTION, "brier"):
+        for m in PER_QUESTION:
             cells = [("-" if not spread[g].get(m) else
                       f"{spread[g][m][0]:.2f}–{spread[g][m][1]:.2f}").rjust(14) for g in groups]
             lines.append(m.ljust(18) + "".join(cells))
