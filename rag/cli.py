@@ -74,13 +74,15 @@ def _parser() -> argparse.ArgumentParser:
                     "(the transcript, when several are indexed). Evidence typed rather than "
                     "copied is found regardless of case, accents, apostrophes, quotes and "
                     "spacing. The file is checked before it is scored; each miss is listed "
-                    "with what it expected and got.")
+                    "with what it expected and got, and each quote from another part of the "
+                    "right answer with where the evidence lies.")
     ev.add_argument("gold", help="gold JSONL file")
     ev.add_argument("--json", action="store_true", help="print the metrics as JSON")
     ev.add_argument("--against", metavar="REPORT",
                     help="an earlier `rag eval --json` report on the same gold set: list the "
                          "questions gained and lost, with the chance of such a difference "
-                         "if neither run is better (exact McNemar test)")
+                         "if neither run is better (exact McNemar test), and those whose "
+                         "first citation gained or lost the evidence")
 
     serve = sub.add_parser("serve", parents=[common], help="serve the browser UI and HTTP API")
     serve.add_argument("--host", default=os.environ.get("RAG_HOST", "127.0.0.1"))

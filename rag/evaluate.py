@@ -231,7 +231,10 @@ def score_one(engine: Engine, item: dict, *, k: int = 3) -> dict:
     row = {"id": item.get("id"), "lang": item.get("lang", "?"), "abstain": item["abstain"],
            "abstained": answer.abstained, "integrity": integrity,
            "expected": None if item["abstain"] else item["turn"],
-           "cited": _where(answer.citations[0], len(texts)) if answer.citations else None}
+           "cited": _where(answer.citations[0], len(texts)) if answer.citations else None,
+           "chars": [answer.citations[0].start, answer.citations[0].end]
+           if answer.citations else None,
+           "confidence": answer.confidence}
     first = (answer.citations or answer.closest or [None])[0]
     if answer.confidence is not None and first is not None:
         on_target = not item["abstain"] and first.answer == item["turn"] \
@@ -267,6 +270,9 @@ def score_one(engine: Engine, item: dict, *, k: int = 3) -> dict:
         "evidence@3": any(holds(c) for c in cites[:3]),
         "rr": 1.0 / rank if rank else 0.0,
         "focus": focus,
+        # where the evidence lies, so that a quote from the wrong part of the right answer
+        # says which part it should have been
+        "evidence_chars": [list(e) for e in sorted(evidence.get(top.source, []))] if top else [],
     })
     return row
 
@@ -354,17 +360,25 @@ def evaluate(engine: Engine, gold: list[dict], *, k: int = 3) -> dict:
     missed = [o for o in outcomes if not o["correct"]]
     report["misses"] = [o["id"] for o in missed]
     report["missed"] = [{k: o[k] for k in ("id", "expected", "got")} for o in missed]
+    report["off_evidence"] = [
+        {"id": r["id"], "chars": r["chars"], "evidence": r["evidence_chars"]}
+        for r in rows if not r["abstain"] and r["turn@1"] and not r["evidence@1"]]
     report["per_question"] = outcomes
     return report
 
 
 def _outcome(row: dict) -> dict:
     """What a question expected (None: an abstention) and got, and whether that is right:
-    an abstention off topic, or on topic a top citation from the right answer."""
+    an abstention off topic, or on topic a top citation from the right answer; on topic,
+    whether that citation holds the evidence too (None off topic)."""
+    confidence = row["confidence"]
     return {"id": row["id"], "lang": row["lang"],
             "correct": row["abstained"] if row["abstain"] else bool(row["turn@1"]),
+            "evidence@1": None if row["abstain"] else bool(row["evidence@1"]),
             "expected": row["expected"],
-            "got": "an abstention" if row["abstained"] else row["cited"]}
+            "got": "an abstention" if row["abstained"] else row["cited"],
+            "chars": None if row["abstained"] else row["chars"],
+            "confidence": None if confidence is None else round(confidence, 4)}
 
 
 def read_report(path: str | Path) -> dict:
@@ -408,11 +422,19 @@ def compare(report: dict, before: dict) -> dict:
     both = [k for k in now if k in earlier]
     gained = [now[k]["id"] for k in both if now[k]["correct"] and not earlier[k]["correct"]]
     lost = [now[k]["id"] for k in both if earlier[k]["correct"] and not now[k]["correct"]]
+    # Evidence at the top, for the on-topic questions both runs scored it for (a report
+    # written before it was recorded has none).
+    quoted = [k for k in both if isinstance(now[k].get("evidence@1"), bool)
+              and isinstance(earlier[k].get("evidence@1"), bool)]
     return {"compared": len(both), "only_now": len(now) - len(both),
             "only_before": len(earlier) - len(both),
             "right_before": sum(earlier[k]["correct"] for k in both),
             "right_now": sum(now[k]["correct"] for k in both),
-            "gained": gained, "lost": lost, "p_value": round(mcnemar(len(lost), len(gained)), 4)}
+            "gained": gained, "lost": lost, "p_value": round(mcnemar(len(lost), len(gained)), 4),
+            "evidence_gained": [now[k]["id"] for k in quoted
+                                if now[k]["evidence@1"] and not earlier[k]["evidence@1"]],
+            "evidence_lost": [now[k]["id"] for k in quoted
+                              if earlier[k]["evidence@1"] and not now[k]["evidence@1"]]}
 
 
 def _where(citation, transcripts: int) -> str:
@@ -420,9 +442,14 @@ def _where(citation, transcripts: int) -> str:
     return f"answer {citation.answer}" + (f" of {citation.source}" if transcripts > 1 else "")
 
 
+def _chars(spans: list) -> str:
+    return "chars " + " and ".join(f"{a}–{b}" for a, b in spans)
+
+
 def format_table(report: dict) -> str:
     groups = [g for g in report
-              if g not in ("misses", "missed", "intervals", "per_question", "against")]
+              if g not in ("misses", "missed", "off_evidence", "intervals", "per_question",
+                           "against")]
     metrics = list(report["all"])
     lines = ["metric".ljust(18) + "".join(g.rjust(10) for g in groups)]
     for m in metrics:
@@ -445,6 +472,12 @@ def format_table(report: dict) -> str:
         for m in report.get("missed", []):
             expected = "an abstention" if m["expected"] is None else f"answer {m['expected']}"
             lines.append(f"  {m['id']}: expected {expected}, got {m['got']}")
+    if report.get("off_evidence"):
+        lines.append("right answer, another part of it quoted: "
+                     + ", ".join(str(m["id"]) for m in report["off_evidence"]))
+        for m in report["off_evidence"]:
+            lines.append(f"  {m['id']}: evidence at {_chars(m['evidence'])}; "
+                         f"quoted {_chars([m['chars']])}")
     against = report.get("against")
     if against:
         lines.append(f"against the earlier run ({against['compared']} questions in both): "
@@ -453,6 +486,10 @@ def format_table(report: dict) -> str:
         for label in ("gained", "lost"):
             if against[label]:
                 lines.append(f"  {label}: " + ", ".join(str(i) for i in against[label]))
+        for label in ("gained", "lost"):
+            if against.get(f"evidence_{label}"):
+                lines.append(f"  evidence@1 {label}: "
+                             + ", ".join(str(i) for i in against[f"evidence_{label}"]))
         for label, count in (("only in this run", against["only_now"]),
                              ("only in the earlier run", against["only_before"])):
             if count:

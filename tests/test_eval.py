@@ -121,7 +121,7 @@ def test_the_command_names_the_file_of_a_gold_item_the_index_cannot_score(projec
     assert out.stderr.startswith(f"rag: error: {path}: gold item s: evidence not found")
 
 
-def test_each_miss_says_what_it_expected_and_what_it_got(engine, tmp_path):
+def test_each_miss_says_what_it_expected_and_what_it_got(engine):
     gold = [SAHEL,
             {**SAHEL, "id": "wrong-turn", "turn": 2,
              "evidence": ["Au Sahel, il y a déjà un partenariat très important"]},
@@ -137,7 +137,29 @@ def test_each_miss_says_what_it_expected_and_what_it_got(engine, tmp_path):
     table = format_table(report)
     assert "  wrong-turn: expected answer 2, got answer 3" in table
     assert "  not-off-topic: expected an abstention, got answer 3" in table
-    # An item without an id is named by its line.
+    assert report["off_evidence"] == []
+
+
+def test_a_quote_from_another_part_of_the_right_answer_says_where_the_evidence_lies(engine):
+    """The right answer with the wrong sentence quoted counts for turn@1, not evidence@1, and
+    the report says where the evidence lies and what was quoted instead."""
+    text = next(iter(engine.index.corpus.texts.values()))
+    experts = "Nous avons nos experts qui vont se réunir"
+    report = evaluate(engine, [{**SAHEL, "id": "part", "evidence": [experts]}, SAHEL])
+    row = report["per_question"][0]
+    assert row["correct"] and row["evidence@1"] is False
+    start, end = row["chars"]
+    assert experts not in text[start:end]
+    at = text.index(experts)
+    assert report["off_evidence"] == [
+        {"id": "part", "chars": [start, end], "evidence": [[at, at + len(experts)]]}]
+    assert report["per_question"][1]["evidence@1"] is True
+    assert f"  part: evidence at chars {at}–{at + len(experts)}; quoted chars {start}–{end}" \
+        in format_table(report)
+    assert 0 <= row["confidence"] <= 1
+
+
+def test_an_item_without_an_id_is_named_by_its_line(tmp_path):
     unnamed = {k: v for k, v in SAHEL.items() if k != "id"}
     assert read_gold(write(tmp_path / "g.jsonl", "", unnamed))[0]["id"] == "line 2"
 
@@ -250,6 +272,9 @@ def test_a_run_is_compared_with_an_earlier_report_question_by_question(engine, p
     assert diff["gained"] == ["s"] and diff["lost"] == []
     assert (diff["compared"], diff["only_now"], diff["only_before"]) == (3, 1, 0)
     assert (diff["right_before"], diff["right_now"]) == (2, 3)
+    assert diff["evidence_gained"] == diff["evidence_lost"] == []
+    earlier["per_question"][1]["evidence@1"] = False  # quoted elsewhere in the right answer
+    assert compare(now, earlier)["evidence_gained"] == ["s2"]
     # Six changes all one way are unlikely by chance (2 / 2**6); one each way is not at all.
     assert mcnemar(0, 6) == pytest.approx(0.03125) and mcnemar(1, 1) == 1.0
     # From the command line, with the earlier report as `--json` wrote it.
