@@ -346,8 +346,9 @@ def intervals(rows: list[dict]) -> dict:
 
 def evaluate(engine: Engine, gold: list[dict], *, k: int = 3) -> dict:
     """Metrics overall and per language, their 95% intervals under "intervals", the ids of
-    the questions that missed and, under "missed", what each of them expected and got.
-    Checks the gold set first (check_gold)."""
+    the questions that missed and, under "missed", what each of them expected and got; under
+    "off_evidence", those answered from the right answer whose first citation misses the
+    evidence, with where it lies. Checks the gold set first (check_gold)."""
     check_gold(engine, gold)
     rows = [score_one(engine, item, k=k) for item in gold]
     report = {"all": summarise(rows)}
