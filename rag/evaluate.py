@@ -378,7 +378,7 @@ def _outcome(row: dict) -> dict:
             "evidence@1": None if row["abstain"] else bool(row["evidence@1"]),
             "expected": row["expected"],
             "got": "an abstention" if row["abstained"] else row["cited"],
-            "chars": None if row["abstained"] else row["chars"],
+            "chars": row["chars"],  # None when nothing is cited
             "confidence": None if confidence is None else round(confidence, 4)}
 
 
