@@ -17,6 +17,7 @@ TRANSCRIPT = ROOT / "data" / "blinken-france2-2021-10.txt"
 GOLD = ROOT / "tests" / "gold.jsonl"
 # Written after the weights were fitted and never used to fit or choose anything (docs/quality.md).
 UNSEEN = ROOT / "tests" / "gold-unseen.jsonl"
+UNSEEN_2 = ROOT / "tests" / "gold-unseen-2.jsonl"
 NEAR = ROOT / "tests" / "gold-near.jsonl"
 # Follow-ups, each with the question before it: the first file chose how follow-ups are
 # judged, the second was written before that choice was measured on it (docs/quality.md).

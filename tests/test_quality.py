@@ -10,7 +10,7 @@ import pytest
 from rag.evaluate import evaluate, read_gold
 from rag.retrieve import closest_clause, distinctness, query_features, signal_matrix
 
-from .conftest import FOLLOW_UPS, FOLLOW_UPS_UNSEEN, GOLD, NEAR, TRANSCRIPT, UNSEEN
+from .conftest import FOLLOW_UPS, FOLLOW_UPS_UNSEEN, GOLD, NEAR, TRANSCRIPT, UNSEEN, UNSEEN_2
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +46,11 @@ def test_abstention(report):
     assert report["all"]["false_abstention"] <= 0.07
 
 
-OTHER_GOLD = (GOLD, UNSEEN, NEAR, FOLLOW_UPS, FOLLOW_UPS_UNSEEN)
+OTHER_GOLD = (GOLD, UNSEEN, UNSEEN_2, NEAR, FOLLOW_UPS, FOLLOW_UPS_UNSEEN)
 
 
-@pytest.mark.parametrize("path", [UNSEEN, NEAR, FOLLOW_UPS, FOLLOW_UPS_UNSEEN],
-                         ids=["unseen", "near", "follow-ups", "follow-ups-unseen"])
+@pytest.mark.parametrize("path", [UNSEEN, UNSEEN_2, NEAR, FOLLOW_UPS, FOLLOW_UPS_UNSEEN],
+                         ids=["unseen", "unseen-2", "near", "follow-ups", "follow-ups-unseen"])
 def test_the_unseen_questions_are_well_formed_and_apart(path):
     """Gold files beside the public one: their evidence is exact, and none of their questions
     is also in the public gold set or in another such file."""
@@ -66,13 +66,19 @@ def test_the_unseen_questions_are_well_formed_and_apart(path):
     assert not {g["question"] for g in unseen} & others
 
 
-def test_unseen_questions_keep_their_figures(engine):
+@pytest.mark.parametrize("path, floors", [
+    (UNSEEN, {"turn@1": 0.75, "evidence@3": 0.80, "abstention": 0.60, "false_abstention": 0.12}),
+    (UNSEEN_2, {"turn@1": 0.62, "evidence@3": 0.70, "abstention": 0.62, "false_abstention": 0.17}),
+], ids=["unseen", "unseen-2"])
+def test_unseen_questions_keep_their_figures(engine, path, floors):
     """Floors a little under what the engine measured on them when they were written, so that
     a change that fits the public gold set better but carries over worse fails here."""
-    report = evaluate(engine, read_gold(UNSEEN))
-    assert report["all"]["integrity"] == 1.0
-    assert report["all"]["turn@1"] >= 0.75 and report["all"]["evidence@3"] >= 0.80
-    assert report["all"]["abstention"] >= 0.60 and report["all"]["false_abstention"] <= 0.12
+    report = evaluate(engine, read_gold(path))["all"]
+    assert report["integrity"] == 1.0
+    assert report["turn@1"] >= floors["turn@1"]
+    assert report["evidence@3"] >= floors["evidence@3"]
+    assert report["abstention"] >= floors["abstention"]
+    assert report["false_abstention"] <= floors["false_abstention"]
 
 
 @pytest.mark.parametrize("path", [UNSEEN, FOLLOW_UPS_UNSEEN], ids=["unseen", "follow-ups-unseen"])
