@@ -52,15 +52,60 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "rag" / "models"
 
 
-def _key(location: str) -> str:
-    """Changes when the model's weights do, so a replaced model is exported again."""
-    digest = hashlib.sha256(location.encode())
+CONTENT_FILES = (".safetensors", ".bin", ".json", ".txt", ".model")  # what a model is made of
+CONTENTS = "contents.json"  # in the cache folder: each file's digest by path, size and time
+
+
+def _key(location: str, cache_dir: Path) -> str:
+    """Names the model's contents, not where they lie: the same weights installed again, in
+    another environment or checkout, find the export already made (each install otherwise
+    left a copy of 100 MB behind), while replaced weights are exported anew.
+
+    A file's digest is read once and remembered in the cache folder under its path, size and
+    modification time, so later starts only look at the files' sizes and times.
+    """
+    digest = hashlib.sha256()
     path = Path(location)
-    if path.is_dir():
-        for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
-            stat = weights.stat()
-            digest.update(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    if not path.is_dir():  # a hub name: its files are the hub cache's business
+        digest.update(location.encode())
+        return digest.hexdigest()[:12]
+    memo_file = cache_dir / CONTENTS
+    try:
+        memo = json.loads(memo_file.read_text(encoding="utf-8"))
+        memo = memo if isinstance(memo, dict) else {}
+    except (OSError, ValueError):
+        memo = {}
+    changed = False
+    files = sorted(f for f in path.rglob("*") if f.suffix in CONTENT_FILES and f.is_file())
+    for file in files:
+        stat = file.stat()
+        stamp = f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        found = memo.get(stamp)
+        if not isinstance(found, str):
+            with open(file, "rb") as handle:
+                found = memo[stamp] = hashlib.file_digest(handle, "sha256").hexdigest()
+            changed = True
+        digest.update(f"{file.relative_to(path).as_posix()}:{found}\n".encode())
+    if changed:
+        _remember(memo_file, memo)
     return digest.hexdigest()[:12]
+
+
+def _remember(memo_file: Path, memo: dict) -> None:
+    """Write the digests in one rename, without those of files no longer there (a removed
+    environment's); a cache folder that cannot be written only costs reading the files again
+    next time."""
+    kept = {k: v for k, v in memo.items() if Path(k.rsplit(":", 2)[0]).exists()}
+    temporary = None
+    try:
+        memo_file.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=".contents-", dir=memo_file.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(kept, out)
+        os.replace(temporary, memo_file)
+    except OSError:
+        if temporary is not None:
+            Path(temporary).unlink(missing_ok=True)
 
 
 def exported(model: str, location: str, *, quantize: bool = True,
@@ -69,7 +114,7 @@ def exported(model: str, location: str, *, quantize: bool = True,
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model)[-60:]
     kind = "int8" if quantize else "fp32"
-    folder = cache_dir / f"{slug}-{_key(location)}-v{EXPORT_VERSION}-{kind}"
+    folder = cache_dir / f"{slug}-{_key(location, cache_dir)}-v{EXPORT_VERSION}-{kind}"
     if not (folder / "export.json").exists():
         _export(location, folder, quantize=quantize)
     try:

@@ -5,15 +5,18 @@ caches are made once and survive damage, and the command line never loads what i
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rag import DEFAULT_MODEL, MULTILINGUAL_MODEL, RagError, load_embedder
 from rag.e5 import E5Embedder
-from rag.embed import E5_MODEL, OnnxEmbedder, SentenceTransformerEmbedder
+from rag.embed import E5_MODEL, OnnxEmbedder, SentenceTransformerEmbedder, resolve_model
+from rag.export import _key, exported
 from rag.multilingual import MultilingualEmbedder
 
 from .conftest import ROOT, TRANSCRIPT
@@ -50,7 +53,7 @@ def test_int8_vectors_stay_close(torch_vectors):
 
 def test_export_is_made_once_and_damage_is_named(tmp_path):
     first = OnnxEmbedder(DEFAULT_MODEL, quantize=False, cache_dir=tmp_path)
-    folders = [p for p in tmp_path.iterdir()]
+    folders = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert len(folders) == 1 and (folders[0] / "model.onnx").exists()
     stamp = (folders[0] / "model.onnx").stat().st_mtime_ns
     second = OnnxEmbedder(DEFAULT_MODEL, quantize=False, cache_dir=tmp_path)
@@ -59,6 +62,32 @@ def test_export_is_made_once_and_damage_is_named(tmp_path):
     (folders[0] / "export.json").write_text("{broken", encoding="utf-8")
     with pytest.raises(RagError, match="damaged.*delete that folder"):
         OnnxEmbedder(DEFAULT_MODEL, quantize=False, cache_dir=tmp_path)
+
+
+def test_the_same_weights_installed_elsewhere_reuse_the_export(tmp_path):
+    """Another environment's copy of the model finds the export made for the first; changed
+    weights get their own."""
+    source = Path(resolve_model(DEFAULT_MODEL))
+    cache = tmp_path / "cache"
+    made = exported(DEFAULT_MODEL, str(source), quantize=False, cache_dir=cache)
+    copy = tmp_path / "other-env" / "model"
+    shutil.copytree(source, copy)  # another path, and other modification times
+    again = exported(DEFAULT_MODEL, str(copy), quantize=False, cache_dir=cache)
+    assert again.folder == made.folder
+    assert [p.name for p in cache.iterdir() if p.is_dir()] == [made.folder.name]
+    remembered = json.loads((cache / "contents.json").read_text(encoding="utf-8"))
+    assert any(k.startswith(str(copy.resolve())) for k in remembered)
+    weights = copy / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one bit of the last weight
+    weights.write_bytes(bytes(data))
+    assert _key(str(copy), cache) != _key(str(source), cache)
+    shutil.rmtree(copy.parent)  # a removed environment: its digests are dropped
+    third = shutil.copytree(source, tmp_path / "third-env" / "model")
+    assert exported(DEFAULT_MODEL, str(third), quantize=False, cache_dir=cache) == made
+    remembered = json.loads((cache / "contents.json").read_text(encoding="utf-8"))
+    assert any(k.startswith(str(third.resolve())) for k in remembered)
+    assert not any(k.startswith(str(copy.resolve())) for k in remembered)
 
 
 def test_unknown_backend_is_refused():
