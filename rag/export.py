@@ -108,6 +108,22 @@ def _remember(memo_file: Path, memo: dict) -> None:
             Path(temporary).unlink(missing_ok=True)
 
 
+def _drop_stale(cache_dir: Path, slug: str, kind: str, kept: Path) -> None:
+    """Remove the other exports of this model and kind made from a folder that is gone (a
+    removed environment, an older release of the model): nothing can find them again but the
+    same files reinstalled, which are exported anew. Run only after an export, which is rare."""
+    pattern = re.compile(re.escape(slug) + r"-[0-9a-f]{12}-v\d+-" + re.escape(kind))
+    for other in cache_dir.iterdir():
+        if other == kept or not pattern.fullmatch(other.name) or not other.is_dir():
+            continue
+        try:
+            source = json.loads((other / "export.json").read_text(encoding="utf-8"))["source"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # damaged or half-made: `exported` names it when it is asked for
+        if isinstance(source, str) and os.path.isabs(source) and not Path(source).exists():
+            shutil.rmtree(other, ignore_errors=True)
+
+
 def exported(model: str, location: str, *, quantize: bool = True,
              cache_dir: Path | None = None) -> Exported:
     """The ONNX export of a model (`location`: its folder or hub name), made on first use."""
@@ -117,6 +133,7 @@ def exported(model: str, location: str, *, quantize: bool = True,
     folder = cache_dir / f"{slug}-{_key(location, cache_dir)}-v{EXPORT_VERSION}-{kind}"
     if not (folder / "export.json").exists():
         _export(location, folder, quantize=quantize)
+        _drop_stale(cache_dir, slug, kind, folder)
     try:
         meta = json.loads((folder / "export.json").read_text(encoding="utf-8"))
         return Exported(folder, meta["pooling"], int(meta["max_length"]), int(meta["dim"]),

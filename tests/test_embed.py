@@ -82,6 +82,13 @@ def test_the_same_weights_installed_elsewhere_reuse_the_export(tmp_path):
     data[-1] ^= 1  # one bit of the last weight
     weights.write_bytes(bytes(data))
     assert _key(str(copy), cache) != _key(str(source), cache)
+    gone = cache / made.folder.name.replace(made.folder.name.split("-")[-3], "0" * 12)
+    gone.mkdir()  # an export from an environment since removed
+    (gone / "export.json").write_text(json.dumps({"source": str(tmp_path / "removed")}))
+    changed = exported(DEFAULT_MODEL, str(copy), quantize=False, cache_dir=cache)
+    assert changed.folder != made.folder
+    assert sorted(p.name for p in cache.iterdir() if p.is_dir()) == \
+        sorted([made.folder.name, changed.folder.name])  # the one whose source is gone dropped
     shutil.rmtree(copy.parent)  # a removed environment: its digests are dropped
     third = shutil.copytree(source, tmp_path / "third-env" / "model")
     assert exported(DEFAULT_MODEL, str(third), quantize=False, cache_dir=cache) == made
