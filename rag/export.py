@@ -82,9 +82,12 @@ def _key(location: str, cache_dir: Path) -> str:
         stamp = f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
         found = memo.get(stamp)
         if not isinstance(found, str):
-            with open(file, "rb") as handle:
-                found = memo[stamp] = hashlib.file_digest(handle, "sha256").hexdigest()
-            changed = True
+            try:
+                with open(file, "rb") as handle:
+                    found = memo[stamp] = hashlib.file_digest(handle, "sha256").hexdigest()
+                changed = True
+            except OSError:  # unreadable here: its place stands for it, as loading it will tell
+                found = stamp
         digest.update(f"{file.relative_to(path).as_posix()}:{found}\n".encode())
     if changed:
         _remember(memo_file, memo)
