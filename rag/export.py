@@ -59,7 +59,7 @@ CONTENTS = "contents.json"  # in the cache folder: each file's digest by path, s
 def _key(location: str, cache_dir: Path) -> str:
     """Names the model's contents, not where they lie: the same weights installed again, in
     another environment or checkout, find the export already made (each install otherwise
-    left a copy of 100 MB behind), while replaced weights are exported anew.
+    left another copy of the model behind), while replaced weights are exported anew.
 
     A file's digest is read once and remembered in the cache folder under its path, size and
     modification time, so later starts only look at the files' sizes and times.
