@@ -12,9 +12,9 @@ index):
 
 The runs alternate (ours, baseline, bare Python) so noise lands on all of them; the figures are
 medians. It also lists which heavy modules the `rag ask` path imported: a path should not load
-what it does not use (Gradio in the CLI, torch where nothing runs on it, e5 where the weights
-do not read it). With --e5 the copy's index is first rebuilt with multilingual-e5-small
-(`rag build --e5`), which the default weights do not read.
+what it does not use (Gradio in the CLI, torch where nothing runs on it, e5 where the index
+lacks it). With --e5 the copy's index is first rebuilt with multilingual-e5-small
+(`rag build --e5`), which the default weights load at start to settle close calls.
 
     python bench/coldstart.py [--runs 3] [--serve-runs 3] [--e5] [--smoke] [--json]
 """

@@ -197,13 +197,17 @@ PIAF_E5_RANK = (
     ("e5.answer", 0.2714), ("e5.pair", 0.4809), ("lexical.pair", 0.0107), ("grams.pair", 0.0144),
     ("overlap.words", 0.0184), ("overlap.names", 0.0166), ("overlap.numbers", 0.0319),
     ("overlap.phrase", 0.021), ("lexical.titled", 0.036))
+# Each variant ranks by its weights alone: the tie-break between two close answers of an
+# interview (`Weights.tiebreak`) was measured there, not on encyclopedic paragraphs.
 VARIANTS = {
-    "default": Variant(Weights()),
-    "piaf": Variant(Weights(rank=PIAF_RANK)),
-    "piaf-lexical": Variant(Weights(rank=PIAF_LEXICAL_RANK), k1=0.1, titled=True),
-    "piaf-clause": Variant(Weights(rank=PIAF_CLAUSE_RANK), k1=0.1, titled=True),
-    "piaf-overlap": Variant(Weights(rank=PIAF_OVERLAP_RANK), k1=0.1, titled=True, overlap=True),
-    "piaf-e5": Variant(Weights(rank=PIAF_E5_RANK), k1=0.1, titled=True, overlap=True),
+    "default": Variant(Weights(tiebreak=0.0)),
+    "piaf": Variant(Weights(rank=PIAF_RANK, tiebreak=0.0)),
+    "piaf-lexical": Variant(Weights(rank=PIAF_LEXICAL_RANK, tiebreak=0.0), k1=0.1, titled=True),
+    "piaf-clause": Variant(Weights(rank=PIAF_CLAUSE_RANK, tiebreak=0.0), k1=0.1, titled=True),
+    "piaf-overlap": Variant(Weights(rank=PIAF_OVERLAP_RANK, tiebreak=0.0), k1=0.1, titled=True,
+                            overlap=True),
+    "piaf-e5": Variant(Weights(rank=PIAF_E5_RANK, tiebreak=0.0), k1=0.1, titled=True,
+                       overlap=True),
 }
 
 

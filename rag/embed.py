@@ -48,9 +48,9 @@ def embed_questions(embedder: Embedder, texts: list[str]) -> np.ndarray:
 
 @dataclass
 class Deferred:
-    """An embedder loaded the first time it embeds: a model of the index that the ranking
-    weights do not read (e5 under the interview weights) costs no start-up time or memory
-    until something asks for its vectors, as a refit of the weights does."""
+    """An embedder loaded the first time it embeds: a model of the index that the weights do
+    not read (e5, when they leave out its tie-break) costs no start-up time or memory until
+    something asks for its vectors, as a refit of the weights does."""
 
     name: str
     dim: int

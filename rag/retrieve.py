@@ -63,6 +63,9 @@ class Weights:
     `calibration` (slope, intercept) reads that margin as the probability that the passage
     comes from the answer asked about (`certainty`), fitted on margins of questions each rule
     was fitted without (`bench/calibration.py`).
+    `tiebreak`: when the best two answers' fused scores lie closer than this, and the index
+    holds multilingual-e5-small (`rag build --e5`), e5 chooses between them
+    (`settle_close_call`, measured by `bench/tiebreak.py`); 0 turns it off.
     Both are calibrated on the public gold set by `bench/tune.py` (see docs/quality.md); a
     signal the index lacks (a model left out) simply does not count.
     """
@@ -87,6 +90,7 @@ class Weights:
     abstain_bias: float = -0.962
     calibration: tuple[float, float] = (1.281, -0.634)
     candidates: int = 100
+    tiebreak: float = 0.02
 
     def uses(self, prefix: str) -> bool:
         """Whether any signal named `prefix...` counts, for ranking or for abstention."""
@@ -324,6 +328,8 @@ def open_engine(index: Index, *, weights: Weights = Weights(), k1: float = K1,
     embedders = dict(embedders or {})
     backend = index.manifest.get("settings", {}).get("backend", DEFAULT_BACKEND)
     read = models_read(weights, [entry["name"] for entry in index.manifest["models"]])
+    if weights.tiebreak:  # loaded now, though a question is embedded with it only when asked
+        read += (E5_MODEL,)
     for entry in index.manifest["models"]:
         name = entry["name"]
         if name in embedders:
@@ -567,6 +573,47 @@ def fuse(signals: np.ndarray, names: list[str], weights: Weights) -> np.ndarray:
     return signals @ (w / max(float(w.sum()), 1e-9))
 
 
+def settle_close_call(engine: Engine, query: str, ids: np.ndarray, scores: np.ndarray,
+                      qvecs: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """The fused scores, with the second answer's best passage moved to the top when the best
+    two answers lie within `weights.tiebreak` and multilingual-e5-small prefers the second.
+
+    A narrow margin is where the fused signals know least which answer is asked about, and
+    e5, trained on questions with the passages that answer them, reads a question's intent
+    where the others read its words: over random halves of the gold set, and on questions
+    written after the fit, it chooses better there than the fusion does, though as one more
+    fused signal it gains nothing (docs/quality.md). It costs an e5 pass only on such
+    questions. Its opinion of an answer: the mean of its cosines to the answer's best
+    candidate passage, the answer, its interviewer question, and the best passage read with
+    that question.
+    """
+    vectors = engine.index.vectors.get(E5_MODEL)
+    if not engine.weights.tiebreak or vectors is None or len(ids) < 2:
+        return scores
+    docs = engine._doc_of[ids]
+    best = int(np.argmax(scores))
+    others = np.flatnonzero(docs != docs[best])
+    if not len(others):
+        return scores
+    second = int(others[np.argmax(scores[others])])
+    if scores[best] - scores[second] >= engine.weights.tiebreak:
+        return scores
+    q = (qvecs or {}).get(E5_MODEL)
+    if q is None:
+        q = embed_questions(engine.embedders[E5_MODEL], [read_question(engine, query)])[0]
+
+    def opinion(doc: int) -> float:
+        rows = ids[docs == doc]
+        return float(np.mean([(vectors.passages[rows] @ q).max(), vectors.documents[doc] @ q,
+                              vectors.questions[doc] @ q, (vectors.pairs[rows] @ q).max()]))
+
+    if opinion(int(docs[second])) <= opinion(int(docs[best])):
+        return scores
+    settled = scores.copy()
+    settled[second] = scores[best] + 1e-6  # first, and the scores still fall down the list
+    return settled
+
+
 def confidence(signals: np.ndarray, fused: float, names: list[str], query: dict[str, float],
                weights: Weights) -> float:
     """The abstention rule's margin for one passage: positive means it answers."""
@@ -646,7 +693,7 @@ def _ranked(engine: Engine, query: str, k: int, qvecs: dict[str, np.ndarray] | N
                                         selection.mask if selection else None)
     if not len(ids):
         return []
-    scores = fuse(signals, names, engine.weights)
+    scores = settle_close_call(engine, query, ids, fuse(signals, names, engine.weights), qvecs)
     query_info = query_features(engine, judged(query, own),
                                 selection.scope if selection else None)
     order = np.argsort(-scores, kind="stable")[:k]

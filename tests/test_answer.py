@@ -269,17 +269,17 @@ def test_an_index_built_with_e5_ranks_with_its_signals(scratch, embedders):
 
 def test_an_engine_embeds_questions_only_with_the_models_its_weights_read(scratch, embedders,
                                                                            engine):
-    """An index built with e5 but read with weights that leave e5 out is opened as built (no
-    settings named) and answers exactly as the index without e5 does: e5 is not even loaded
-    until something asks for its vectors, so it costs nothing. A refit still sees every
-    model's signals."""
-    from rag import E5_MODEL, IndexSettings, build, load_engine
+    """An index built with e5 but read with weights that leave e5 out, its tie-break too, is
+    opened as built (no settings named) and answers exactly as the index without e5 does: e5
+    is not even loaded until something asks for its vectors, so it costs nothing. A refit
+    still sees every model's signals."""
+    from rag import E5_MODEL, IndexSettings, Weights, build, load_engine
     from rag.embed import Deferred
     from rag.retrieve import embed_queries, signal_matrix
 
     build(scratch / "index", root=scratch, settings=IndexSettings(e5=True),
           embedders=dict(embedders))
-    opened = load_engine(scratch / "index", root=scratch)
+    opened = load_engine(scratch / "index", root=scratch, weights=Weights(tiebreak=0.0))
     assert E5_MODEL in opened.embedders
     question = "What do the United States do with France in Africa?"
     assert set(embed_queries(opened, [question])[0]) == set(engine.embedders)
@@ -295,6 +295,43 @@ def test_an_engine_embeds_questions_only_with_the_models_its_weights_read(scratc
         pytest.approx([v for h in plain for v in (h.score, h.confidence)], abs=1e-5)  # rebuilt
     assert not any(name.startswith("e5.") for name in hits[0].signals)
     assert "e5.pair" in signal_matrix(opened, question, every_model=True)[2]
+
+
+def test_a_close_call_between_two_answers_is_settled_by_e5(scratch, embedders, engine):
+    """An index built with e5 lets e5 choose between the best two answers when their fused
+    scores lie closer than the default weights' tie-break (`Weights.tiebreak`). "Does the number of
+    soldiers tell how engaged America is?" is what the fifth answer weighs, yet the fused
+    signals put the first answer barely ahead; e5 puts the fifth first. A question whose
+    best answer stands clear is decided before any e5 pass, and its answer is unchanged."""
+    from rag import E5_MODEL, IndexSettings, Weights, build, load_engine
+    from rag.embed import Deferred
+    from rag.retrieve import fuse, settle_close_call, signal_matrix
+
+    build(scratch / "index", root=scratch, settings=IndexSettings(e5=True),
+          embedders=dict(embedders))
+    plain = load_engine(scratch / "index", root=scratch, weights=Weights(tiebreak=0.0))
+    judged = load_engine(scratch / "index", root=scratch)
+    assert isinstance(plain.embedders[E5_MODEL], Deferred)
+    assert not isinstance(judged.embedders[E5_MODEL], Deferred)  # loaded at start
+
+    close = "Le nombre de soldats suffit-il à juger de l'implication américaine ?"
+    ids, signals, names = signal_matrix(plain, close)
+    scores = fuse(signals, names, plain.weights)
+    docs = plain._doc_of[ids]
+    margin = scores.max() - scores[docs != docs[scores.argmax()]].max()
+    assert 0 < margin < judged.weights.tiebreak
+    before, after = ask(plain, close, k=3), ask(judged, close, k=3)
+    assert before.citations[0].answer == 1 and after.citations[0].answer == 5
+    text = judged.index.corpus.texts[after.citations[0].source]
+    assert all(text[c.start:c.end] == c.text for c in after.citations)
+    assert [c.score for c in after.citations] == sorted(
+        (c.score for c in after.citations), reverse=True)
+
+    clear = "Que dit Blinken du Sahel ?"  # decided before any e5 pass: the same scores back
+    ids, signals, names = signal_matrix(judged, clear)
+    scores = fuse(signals, names, judged.weights)
+    assert settle_close_call(judged, clear, ids, scores) is scores
+    assert ask(judged, clear, k=3).citations == ask(plain, clear, k=3).citations
 
 
 def test_the_example_questions_the_page_offers_are_each_answered(engine):

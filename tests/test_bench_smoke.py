@@ -205,6 +205,16 @@ def test_conversation_asks_each_question_alone_and_after_another(tmp_path):
         assert off["answered_after"] == off["answered_alone"]
 
 
+def test_tiebreak_compares_the_engine_with_and_without_it(tmp_path):
+    out = run_bench("tiebreak.py", ["--smoke"], tmp_path)
+    assert set(out["held_out"]) == {"without", "with"}
+    assert in_unit_range(out["held_out"]["with"], ("turn@1", "evidence@1"))
+    sides = out["files"]["gold.jsonl"]
+    assert in_unit_range(sides["without"], ("turn@1", "evidence@1", "abstention"))
+    assert sides["with"] != sides["without"], "close calls settled otherwise change answers"
+    assert 0 < out["close_calls"] < 1 and out["timing"]["ratio"] > 0
+
+
 def test_calibration_fits_a_curve_and_scores_it_beside_the_base_rate(tmp_path):
     out = run_bench("calibration.py", ["--repeats", "1", "--trials", "50",
                                        "--unseen", "tests/gold-unseen.jsonl"], tmp_path)
