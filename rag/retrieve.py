@@ -13,7 +13,8 @@ more are computed only when the weights read them (weights fitted on encyclopedi
 BM25 over each document with its question, and how much of the question a document repeats
 word for word (rag/overlap.py). Dense cosines and the normalised BM25 score are on fixed
 scales, so the fused score is comparable across questions and a single calibrated threshold
-decides abstention.
+decides abstention. When the best two answers lie within a hair of each other and the index
+holds multilingual-e5-small, e5 decides which comes first (`settle_close_call`).
 """
 
 from __future__ import annotations
@@ -63,11 +64,11 @@ class Weights:
     `calibration` (slope, intercept) reads that margin as the probability that the passage
     comes from the answer asked about (`certainty`), fitted on margins of questions each rule
     was fitted without (`bench/calibration.py`).
+    Both are calibrated on the public gold set by `bench/tune.py` (see docs/quality.md); a
+    signal the index lacks (a model left out) simply does not count.
     `tiebreak`: when the best two answers' fused scores lie closer than this, and the index
     holds multilingual-e5-small (`rag build --e5`), e5 chooses between them
     (`settle_close_call`, measured by `bench/tiebreak.py`); 0 turns it off.
-    Both are calibrated on the public gold set by `bench/tune.py` (see docs/quality.md); a
-    signal the index lacks (a model left out) simply does not count.
     """
 
     rank: tuple[tuple[str, float], ...] = (
