@@ -43,7 +43,7 @@ import tune  # noqa: E402
 
 from rag import IndexSettings, Weights, ask, build, load_engine  # noqa: E402
 from rag.evaluate import evaluate, read_gold  # noqa: E402
-from rag.retrieve import fuse, settle_close_call, signal_matrix  # noqa: E402
+from rag.retrieve import close_call, fuse, settle_close_call, signal_matrix  # noqa: E402
 
 GOLD = ["gold.jsonl", "gold-unseen.jsonl", "gold-unseen-2.jsonl", "gold-near.jsonl",
         "gold-followups.jsonl", "gold-followups-unseen.jsonl"]
@@ -102,11 +102,7 @@ def close_calls(engine, gold) -> float:
     close = 0
     for item in gold:
         ids, signals, names = signal_matrix(engine, item["question"])
-        scores = fuse(signals, names, engine.weights)
-        docs = engine._doc_of[ids]
-        others = docs != docs[int(np.argmax(scores))]
-        close += bool(others.any()) and \
-            scores.max() - scores[others].max() < engine.weights.tiebreak
+        close += close_call(engine, ids, fuse(signals, names, engine.weights)) is not None
     return close / len(gold)
 
 

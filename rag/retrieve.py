@@ -574,6 +574,20 @@ def fuse(signals: np.ndarray, names: list[str], weights: Weights) -> np.ndarray:
     return signals @ (w / max(float(w.sum()), 1e-9))
 
 
+def close_call(engine: Engine, ids: np.ndarray, scores: np.ndarray) -> tuple[int, int] | None:
+    """The best candidate and the best one from another answer, when the two answers' fused
+    scores lie within `weights.tiebreak`; None when one answer stands clear (or alone)."""
+    if not engine.weights.tiebreak or not len(ids):
+        return None
+    docs = engine._doc_of[ids]
+    best = int(np.argmax(scores))
+    others = np.flatnonzero(docs != docs[best])
+    if not len(others):
+        return None
+    second = int(others[np.argmax(scores[others])])
+    return (best, second) if scores[best] - scores[second] < engine.weights.tiebreak else None
+
+
 def settle_close_call(engine: Engine, query: str, ids: np.ndarray, scores: np.ndarray,
                       qvecs: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """The fused scores, with the second answer's best passage moved to the top when the best
@@ -589,16 +603,11 @@ def settle_close_call(engine: Engine, query: str, ids: np.ndarray, scores: np.nd
     that question.
     """
     vectors = engine.index.vectors.get(E5_MODEL)
-    if not engine.weights.tiebreak or vectors is None or len(ids) < 2:
+    pair = close_call(engine, ids, scores) if vectors is not None else None
+    if pair is None:
         return scores
+    best, second = pair
     docs = engine._doc_of[ids]
-    best = int(np.argmax(scores))
-    others = np.flatnonzero(docs != docs[best])
-    if not len(others):
-        return scores
-    second = int(others[np.argmax(scores[others])])
-    if scores[best] - scores[second] >= engine.weights.tiebreak:
-        return scores
     q = (qvecs or {}).get(E5_MODEL)
     if q is None:
         q = embed_questions(engine.embedders[E5_MODEL], [read_question(engine, query)])[0]
