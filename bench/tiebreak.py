@@ -45,7 +45,8 @@ from rag import IndexSettings, Weights, ask, build, load_engine  # noqa: E402
 from rag.evaluate import evaluate, read_gold  # noqa: E402
 from rag.retrieve import close_call, fuse, settle_close_call, signal_matrix  # noqa: E402
 
-GOLD = ["gold.jsonl", "gold-unseen.jsonl", "gold-unseen-2.jsonl", "gold-near.jsonl",
+GOLD = ["gold.jsonl", "gold-unseen.jsonl", "gold-unseen-2.jsonl", "gold-unseen-3.jsonl",
+        "gold-near.jsonl",
         "gold-followups.jsonl", "gold-followups-unseen.jsonl"]
 METRICS = ("turn@1", "evidence@1", "abstention", "false_abstention", "brier")
 

@@ -19,6 +19,8 @@ GOLD = ROOT / "tests" / "gold.jsonl"
 # bundled engine; scored when the tie-break of an e5 index was chosen (docs/quality.md).
 UNSEEN = ROOT / "tests" / "gold-unseen.jsonl"
 UNSEEN_2 = ROOT / "tests" / "gold-unseen-2.jsonl"
+# Written after the e5 tie-break was chosen; nothing was chosen on it (docs/quality.md).
+UNSEEN_3 = ROOT / "tests" / "gold-unseen-3.jsonl"
 NEAR = ROOT / "tests" / "gold-near.jsonl"
 # Follow-ups, each with the question before it: the first file chose how follow-ups are
 # judged, the second was written before that choice was measured on it (docs/quality.md).
