@@ -63,7 +63,8 @@ class Answer:
     searched: str = ""  # the text actually searched (differs for follow-ups)
     closest: list[Citation] = field(default_factory=list)  # offered when abstaining
     # How likely the first citation (or closest passage) comes from the answer asked about:
-    # the abstention rule's margin as a calibrated probability (`certainty`); None without one.
+    # the abstention margin and the best answer's lead as a calibrated probability
+    # (`certainty`); None without one.
     confidence: float | None = None
 
     @property
@@ -207,7 +208,8 @@ def _prepare(question: object, k: object, previous: object) -> tuple[str, str, s
 def _compose(question: str, searched: str, hits: list[Hit], k: int,
              weights: Weights) -> Answer:
     content = _has_content(searched)
-    sure = round(certainty(hits[0].confidence, weights), 3) if hits and content else None
+    sure = (round(certainty(hits[0].confidence, weights, hits[0].lead), 3)
+            if hits and content else None)
     if not hits or hits[0].confidence <= 0 or not content:
         closest = _citations(hits[:k])
         message = ("L'entretien ne répond pas à cette question."

@@ -53,6 +53,7 @@ SIGNALS = ("passage", "answer", "question", "pair")
 # Each model's signals are named "<kind>.<signal>"; any other model (the sentence-transformers
 # one the index is built with) is "dense".
 KINDS = {MULTILINGUAL_MODEL: "multilingual", E5_MODEL: "e5"}
+LEAD_CAP = 0.15  # a lead past this tells no more (past the public set's 95th percentile)
 T = TypeVar("T")
 
 
@@ -61,9 +62,10 @@ class Weights:
     """Fusion weights per signal, and a linear abstention rule on the top passage's signals.
 
     `rank` orders passages; the top passage is kept when `abstain . signals + abstain_bias > 0`.
-    `calibration` (slope, intercept) reads that margin as the probability that the passage
-    comes from the answer asked about (`certainty`), fitted on margins of questions each rule
-    was fitted without (`bench/calibration.py`).
+    `calibration` (margin slope, lead slope, intercept) reads that margin, and for an answer
+    how far its answer leads the next (`lead`), as the probability that the passage comes from
+    the answer asked about (`certainty`), fitted on questions each rule was fitted without
+    (`bench/calibration.py`).
     Both are calibrated on the public gold set by `bench/tune.py` (see docs/quality.md); a
     signal the index lacks (a model left out) simply does not count.
     `tiebreak`: when the best two answers' fused scores lie closer than this, and the index
@@ -89,7 +91,7 @@ class Weights:
         ("query.cross_lingual", 0.131), ("query.unknown_terms_same", -1.08),
         ("query.term_coverage", 1.607))
     abstain_bias: float = -0.962
-    calibration: tuple[float, float] = (1.281, -0.634)
+    calibration: tuple[float, float, float] = (0.7, 47.884, -1.448)
     candidates: int = 100
     tiebreak: float = 0.02
 
@@ -109,6 +111,7 @@ class Hit:
     score: float
     confidence: float = 0.0
     signals: dict = field(default_factory=dict, compare=False)
+    lead: float = LEAD_CAP  # of the question's best answer over the next, before any tie-break
 
 
 @dataclass(frozen=True)
@@ -574,17 +577,33 @@ def fuse(signals: np.ndarray, names: list[str], weights: Weights) -> np.ndarray:
     return signals @ (w / max(float(w.sum()), 1e-9))
 
 
+def runner_up(engine: Engine, ids: np.ndarray, scores: np.ndarray) -> tuple[int, int | None]:
+    """The best candidate, and the best one from another answer (None when all come from one)."""
+    docs = engine._doc_of[ids]
+    best = int(np.argmax(scores))
+    others = np.flatnonzero(docs != docs[best])
+    return best, int(others[np.argmax(scores[others])]) if len(others) else None
+
+
+def lead(engine: Engine, ids: np.ndarray, scores: np.ndarray) -> float:
+    """How far the best answer's fused score lies above the next answer's, up to `LEAD_CAP`.
+    The abstention margin says whether the interview answers a question at all; the lead
+    says whether the fusion could tell which answer does, and a narrow one is right far less
+    often (docs/quality.md, "Confidence")."""
+    if not len(ids):
+        return 0.0
+    best, second = runner_up(engine, ids, scores)
+    return LEAD_CAP if second is None else min(float(scores[best] - scores[second]), LEAD_CAP)
+
+
 def close_call(engine: Engine, ids: np.ndarray, scores: np.ndarray) -> tuple[int, int] | None:
     """The best candidate and the best one from another answer, when the two answers' fused
     scores lie within `weights.tiebreak`; None when one answer stands clear (or alone)."""
     if not engine.weights.tiebreak or not len(ids):
         return None
-    docs = engine._doc_of[ids]
-    best = int(np.argmax(scores))
-    others = np.flatnonzero(docs != docs[best])
-    if not len(others):
+    best, second = runner_up(engine, ids, scores)
+    if second is None:
         return None
-    second = int(others[np.argmax(scores[others])])
     return (best, second) if scores[best] - scores[second] < engine.weights.tiebreak else None
 
 
@@ -632,11 +651,14 @@ def confidence(signals: np.ndarray, fused: float, names: list[str], query: dict[
     return float(x @ w + weights.abstain_bias)
 
 
-def certainty(margin: float, weights: Weights) -> float:
-    """The abstention rule's margin as a probability that the passage answers: what a reader
-    can weigh, where the margin is only a sign."""
-    slope, intercept = weights.calibration
-    return float(1.0 / (1.0 + np.exp(-(slope * margin + intercept))))
+def certainty(margin: float, weights: Weights, lead: float = LEAD_CAP) -> float:
+    """The abstention rule's margin, and for an answer its answer's lead over the next
+    (`lead`), as a probability that the passage comes from the answer asked about: what a
+    reader can weigh, where the margin is only a sign. The lead counts only for an answer, so
+    every answer given is surer than every abstention."""
+    slope, lead_slope, intercept = weights.calibration
+    told = lead_slope * min(lead, LEAD_CAP) if margin > 0 else 0.0
+    return float(1.0 / (1.0 + np.exp(-(slope * margin + told + intercept))))
 
 
 def search(engine: Engine, query: str, *, k: int = 5,
@@ -703,7 +725,9 @@ def _ranked(engine: Engine, query: str, k: int, qvecs: dict[str, np.ndarray] | N
                                         selection.mask if selection else None)
     if not len(ids):
         return []
-    scores = settle_close_call(engine, query, ids, fuse(signals, names, engine.weights), qvecs)
+    fused = fuse(signals, names, engine.weights)
+    told = lead(engine, ids, fused)  # how clearly the fusion told the answers apart
+    scores = settle_close_call(engine, query, ids, fused, qvecs)
     query_info = query_features(engine, judged(query, own),
                                 selection.scope if selection else None)
     order = np.argsort(-scores, kind="stable")[:k]
@@ -713,5 +737,5 @@ def _ranked(engine: Engine, query: str, k: int, qvecs: dict[str, np.ndarray] | N
         hits.append(Hit(passage, corpus.documents[passage.doc], float(scores[i]),
                         confidence(signals[i], float(scores[i]), names, query_info,
                                    engine.weights),
-                        dict(zip(names, signals[i].tolist(), strict=True))))
+                        dict(zip(names, signals[i].tolist(), strict=True)), told))
     return hits

@@ -163,6 +163,24 @@ def test_confidence_orders_every_answer_above_every_abstention(engine):
     assert 0 < sum(a.weak for a in answered) < len(answered) / 4
 
 
+def test_a_close_call_between_two_answers_is_a_weak_match(engine):
+    """The confidence reads how far the best answer leads the next as well as the abstention
+    margin: where the fusion can hardly tell two answers apart, the answer is given, with both
+    quoted, but the reader is asked to check it; the same margin with a clear lead is surer."""
+    from rag.retrieve import LEAD_CAP, certainty, search
+
+    close = ask(engine, "Le nombre de soldats suffit-il à juger de l'implication américaine ?",
+                k=3)
+    top = search(engine, close.searched, k=1)[0]
+    assert top.confidence > 0 and 0 <= top.lead < 0.02
+    assert not close.abstained and close.weak
+    assert {1, 5} <= {c.answer for c in close.citations}
+    assert close.confidence == round(certainty(top.confidence, engine.weights, top.lead), 3)
+    assert close.confidence < certainty(top.confidence, engine.weights, LEAD_CAP)
+    clear = ask(engine, "Que dit Blinken du Sahel ?")
+    assert not clear.weak and clear.confidence > close.confidence
+
+
 def test_a_question_with_no_words_to_search_has_no_confidence(engine):
     answer = ask(engine, "???")
     assert answer.abstained and answer.confidence is None

@@ -219,8 +219,9 @@ def test_calibration_fits_a_curve_and_scores_it_beside_the_base_rate(tmp_path):
     out = run_bench("calibration.py", ["--repeats", "1", "--trials", "50",
                                        "--unseen", "tests/gold-unseen.jsonl"], tmp_path)
     assert out["questions"] == 40 and 0 < out["right"] < 40
-    slope, _ = out["calibration"]
+    slope, lead_slope, _ = out["calibration"]
     assert slope > 0, "a wider margin must mean a likelier right answer"
-    for side in ("shipped", "fitted_now", "base_rate", "margin_sigmoid"):
+    assert lead_slope > 0, "so must a clearer lead of the best answer over the next"
+    for side in ("shipped", "fitted_now", "margin_only", "base_rate", "margin_sigmoid"):
         assert 0 <= out[side]["brier"] <= 1 and out[side]["log_loss"] > 0
     assert sum(row["questions"] for row in out["reliability"]) == 40

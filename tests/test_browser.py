@@ -155,7 +155,8 @@ def test_an_off_topic_follow_up_is_not_answered_from_the_question_before(page, a
 
 def test_a_weak_match_is_flagged_and_a_strong_one_shows_its_confidence(page, app_url, text):
     page.goto(app_url + "/")
-    ask(page, "Blinken a-t-il rencontré quelqu'un à l'Élysée ?")
+    # two answers the ranking can hardly tell apart (tests/test_answer.py)
+    ask(page, "Le nombre de soldats suffit-il à juger de l'implication américaine ?")
     check_answer(page, text)
     assert "Weak match: check that these passages answer the question" in page.inner_text("#chat")
     head = page.inner_text("#citations .cards-head")
