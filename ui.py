@@ -74,6 +74,8 @@ ABSTAINED = "L'entretien n'aborde pas cette question / The interview does not ad
 CLOSEST = "closest, but not an answer"
 WEAK = ("Correspondance incertaine / Weak match: check that these passages answer the "
         "question")
+WEAK_SPLIT = ("Correspondance incertaine / Weak match: these passages come from different "
+              "answers, check which one answers the question")
 FAILED = "Une erreur est survenue / Something went wrong; please try again."
 EXAMPLES = [
     "Que dit Blinken du Sahel ?",
@@ -325,7 +327,8 @@ def stream_message(answer: Answer) -> Iterator[str]:
         note = f"\n\nSee the passages marked \u201c{CLOSEST}\u201d." if answer.closest else ""
         yield f"{ABSTAINED}.{note}{searched}"
         return
-    lines: list[str] = [f"_{WEAK}._"] if answer.weak else []
+    weak = WEAK_SPLIT if answer.answers_quoted > 1 else WEAK
+    lines: list[str] = [f"_{weak}._"] if answer.weak else []
     for c in answer.citations:
         lines.append(f"\u201c{plain(c.text)}\u201d [{c.n}]")
         yield "\n\n".join(lines)

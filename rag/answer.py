@@ -73,6 +73,12 @@ class Answer:
         return not self.abstained and self.confidence is not None \
             and self.confidence < WEAK_MATCH
 
+    @property
+    def answers_quoted(self) -> int:
+        """How many of the interview's answers its citations come from: a weak match quoting
+        two is most often a close call between them (docs/quality.md, "Confidence")."""
+        return len({(c.source, c.answer) for c in self.citations})
+
     def to_dict(self) -> dict:
         """The stable JSON contract."""
         return {

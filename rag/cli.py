@@ -286,10 +286,16 @@ def _readable(answer) -> str:
         lines.append(f"[{c.n}] {c.reference()}, {c.source}")
         lines.append(f"    in answer to: {c.question}")
     if answer.confidence is not None:
-        lines.append(f"\nconfidence {answer.confidence:.2f}"
-                     + (": a weak match, check that it answers the question" if answer.weak
-                        else ""))
+        lines.append(f"\nconfidence {answer.confidence:.2f}{_weak_note(answer)}")
     return "\n".join(lines)
+
+
+def _weak_note(answer) -> str:
+    if not answer.weak:
+        return ""
+    if answer.answers_quoted > 1:
+        return ": a weak match, the quotes come from different answers: check which one answers it"
+    return ": a weak match, check that it answers the question"
 
 
 if __name__ == "__main__":

@@ -158,7 +158,8 @@ def test_a_weak_match_is_flagged_and_a_strong_one_shows_its_confidence(page, app
     # two answers the ranking can hardly tell apart (tests/test_answer.py)
     ask(page, "Le nombre de soldats suffit-il à juger de l'implication américaine ?")
     check_answer(page, text)
-    assert "Weak match: check that these passages answer the question" in page.inner_text("#chat")
+    assert ("Weak match: these passages come from different answers, check which one answers "
+            "the question") in page.inner_text("#chat")
     head = page.inner_text("#citations .cards-head")
     assert re.search(r"confidence 0\.[0-4]\d", head)
     ask(page, "Que dit Blinken du Sahel ?")

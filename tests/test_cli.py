@@ -28,6 +28,18 @@ def test_ask_readable(project):
     assert "[1]" in out.stdout and "interview with France 2, 2021-10, answer" in out.stdout
 
 
+def test_a_weak_match_between_two_answers_says_so(project):
+    """Where two answers are all but tied (tests/test_answer.py), the reader is told that the
+    quotes come from different answers; a clear answer gets its confidence alone."""
+    out = rag("ask", "Le nombre de soldats suffit-il à juger de l'implication américaine ?",
+              cwd=project)
+    assert out.returncode == 0, out.stderr
+    assert "a weak match, the quotes come from different answers" in out.stdout
+    out = rag("ask", "Que dit Blinken du Sahel ?", cwd=project)
+    assert out.returncode == 0, out.stderr
+    assert "\nconfidence 0.9" in out.stdout and "weak match" not in out.stdout
+
+
 def test_batch_keeps_order_and_reports_bad_lines(project):
     lines = "Sahel ?\n\n" + "x" * 10_000 + "\nWho won the 2018 World Cup?\n"
     out = rag("ask", "--json", "--batch", "-", cwd=project, stdin=lines)
