@@ -21,6 +21,7 @@ the abstention rule's own logistic reading of its margin, with a reliability tab
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -39,7 +40,7 @@ import tune  # noqa: E402
 from rag import load_engine  # noqa: E402
 from rag.evaluate import read_gold  # noqa: E402
 from rag.followup import reading  # noqa: E402
-from rag.retrieve import LEAD_CAP, certainty, search  # noqa: E402
+from rag.retrieve import certainty, lead, search  # noqa: E402
 
 FIT = ROOT / "tests" / "gold.jsonl"
 UNSEEN = [ROOT / "tests" / name for name in
@@ -58,17 +59,10 @@ def out_of_fold(rows, dim: int, *, trials: int, repeats: int, max_false: float):
             s = r["signals"] @ v
             best = int(np.argmax(s))
             top = np.concatenate([r["signals"][best], [s[best]], r["query"]])
-            others = s[r["turns"] != r["turns"][best]]
             margins.append(float(top @ coef + bias))
-            leads.append(min(float(s[best] - others.max()), LEAD_CAP) if others.size
-                         else LEAD_CAP)
+            leads.append(lead(r["turns"], s))
             right.append(not r["item"]["abstain"] and r["turns"][best] == r["item"]["turn"])
     return np.array(margins), np.array(leads), np.array(right, bool)
-
-
-def curve_inputs(margins: np.ndarray, leads: np.ndarray) -> np.ndarray:
-    """The margin, and the lead where the rule answers (as `rag.retrieve.certainty` reads them)."""
-    return np.c_[margins, np.minimum(leads, LEAD_CAP) * (margins > 0)]
 
 
 def fit_curve(margins: np.ndarray, leads: np.ndarray | None,
@@ -77,7 +71,8 @@ def fit_curve(margins: np.ndarray, leads: np.ndarray | None,
     lead slope * lead if answered + intercept); without leads, (slope, intercept)."""
     from sklearn.linear_model import LogisticRegression
 
-    x = margins[:, None] if leads is None else curve_inputs(margins, leads)
+    # the lead counts where the rule answers, as `rag.retrieve.certainty` reads it
+    x = margins[:, None] if leads is None else np.c_[margins, leads * (margins > 0)]
     model = LogisticRegression(C=1e4, max_iter=1000).fit(x, right)
     return (*(float(c) for c in model.coef_[0]), float(model.intercept_[0]))
 
@@ -132,9 +127,13 @@ def main(argv: list[str] | None = None) -> int:
           f"questions: calibration=({', '.join(f'{c:.3f}' for c in curve)}); shipped "
           f"{engine.weights.calibration}; on the margin alone ({alone[0]:.3f}, {alone[1]:.3f})")
     items = [g for path in args.unseen for g in read_gold(path)]
-    m, lead, ok = engine_margins(engine, items)
-    shipped = np.array([certainty(x, engine.weights, y) for x, y in zip(m, lead, strict=True)])
-    fitted = 1 / (1 + np.exp(-(curve_inputs(m, lead) @ curve[:2] + curve[2])))
+    m, leads, ok = engine_margins(engine, items)
+
+    def probabilities(weights):
+        return np.array([certainty(x, weights, y) for x, y in zip(m, leads, strict=True)])
+
+    shipped = probabilities(engine.weights)
+    fitted = probabilities(dataclasses.replace(engine.weights, calibration=curve))
     margin_only = 1 / (1 + np.exp(-(alone[0] * m + alone[1])))
     base = np.full(len(ok), right.mean())
     raw = 1 / (1 + np.exp(-m))

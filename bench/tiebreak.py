@@ -61,21 +61,7 @@ def scratch_index(folder: Path) -> Path:
 def held_out(engine, judge, gold, *, repeats: int, trials: int) -> dict:
     """Mean held-out turn@1 / evidence@1 without and with the tie-break: weights fitted on
     one half (without e5's signals, as the shipped ones are), scored on the other."""
-    candidates = []
-    original = tune.signal_matrix
-
-    def keep_ids(engine, query, **kw):
-        ids, signals, names = original(engine, query, **kw)
-        candidates.append((query, ids))
-        return ids, signals, names
-
-    tune.signal_matrix = keep_ids
-    try:
-        rows, names, _ = tune.features(engine, gold, None, ["e5."])
-    finally:
-        tune.signal_matrix = original
-    for row, (query, ids) in zip(rows, candidates, strict=True):  # as tune.features searched
-        row["query_text"], row["ids"] = query, ids
+    rows, names, _ = tune.features(engine, gold, None, ["e5."])
     totals = {"without": [], "with": []}
     for train, test, rng in tune.halves(rows, repeats):
         w, _, _ = tune.calibrate(train, len(names), trials, rng, None, 0.04)
@@ -87,7 +73,7 @@ def held_out(engine, judge, gold, *, repeats: int, trials: int) -> dict:
                     continue
                 scores = r["signals"] @ v
                 if settle:
-                    scores = settle_close_call(judge, r["query_text"], r["ids"], scores)
+                    scores = settle_close_call(judge, r["searched"], r["ids"], scores)
                 best = int(np.argmax(scores))
                 right.append(r["turns"][best] == r["item"]["turn"])
                 good.append(bool(r["good"][best]))

@@ -50,7 +50,8 @@ def features(engine, gold, with_overlap=None, leave_out=()):
         good = np.array([has_evidence(s, ev) for s in spans]) if ev else np.zeros(len(ids), bool)
         query = query_features(engine, judged(searched, own))  # as the engine judges it
         rows.append({"signals": signals, "turns": turns, "good": good, "item": item,
-                     "query": np.array(list(query.values()))})
+                     "query": np.array(list(query.values())), "ids": ids,
+                     "searched": searched})
     return rows, names, list(query)
 
 

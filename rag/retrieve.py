@@ -577,22 +577,22 @@ def fuse(signals: np.ndarray, names: list[str], weights: Weights) -> np.ndarray:
     return signals @ (w / max(float(w.sum()), 1e-9))
 
 
-def runner_up(engine: Engine, ids: np.ndarray, scores: np.ndarray) -> tuple[int, int | None]:
-    """The best candidate, and the best one from another answer (None when all come from one)."""
-    docs = engine._doc_of[ids]
+def runner_up(answers: np.ndarray, scores: np.ndarray) -> tuple[int, int | None]:
+    """The best candidate, and the best one from another answer (None when all come from one).
+    `answers`: which answer each candidate belongs to."""
     best = int(np.argmax(scores))
-    others = np.flatnonzero(docs != docs[best])
+    others = np.flatnonzero(answers != answers[best])
     return best, int(others[np.argmax(scores[others])]) if len(others) else None
 
 
-def lead(engine: Engine, ids: np.ndarray, scores: np.ndarray) -> float:
+def lead(answers: np.ndarray, scores: np.ndarray) -> float:
     """How far the best answer's fused score lies above the next answer's, up to `LEAD_CAP`.
     The abstention margin says whether the interview answers a question at all; the lead
     says whether the fusion could tell which answer does, and a narrow one is right far less
     often (docs/quality.md, "Confidence")."""
-    if not len(ids):
+    if not len(scores):
         return 0.0
-    best, second = runner_up(engine, ids, scores)
+    best, second = runner_up(answers, scores)
     return LEAD_CAP if second is None else min(float(scores[best] - scores[second]), LEAD_CAP)
 
 
@@ -601,7 +601,7 @@ def close_call(engine: Engine, ids: np.ndarray, scores: np.ndarray) -> tuple[int
     scores lie within `weights.tiebreak`; None when one answer stands clear (or alone)."""
     if not engine.weights.tiebreak or not len(ids):
         return None
-    best, second = runner_up(engine, ids, scores)
+    best, second = runner_up(engine._doc_of[ids], scores)
     if second is None:
         return None
     return (best, second) if scores[best] - scores[second] < engine.weights.tiebreak else None
@@ -726,7 +726,7 @@ def _ranked(engine: Engine, query: str, k: int, qvecs: dict[str, np.ndarray] | N
     if not len(ids):
         return []
     fused = fuse(signals, names, engine.weights)
-    told = lead(engine, ids, fused)  # how clearly the fusion told the answers apart
+    told = lead(engine._doc_of[ids], fused)  # how clearly the fusion told the answers apart
     scores = settle_close_call(engine, query, ids, fused, qvecs)
     query_info = query_features(engine, judged(query, own),
                                 selection.scope if selection else None)
